@@ -1,0 +1,109 @@
+"""Saving the classifier and packing the submission zip (given).
+
+Paths are relative to the exercise folder (the folder of the notebook), not to the current
+working directory, so the functions work the same from the notebook, a terminal or the grader.
+"""
+
+from __future__ import annotations
+
+import copy
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .model_rules import (
+    IMAGE_SHAPE,
+    MAX_FILE_BYTES,
+    ModelRuleError,
+    check_model_file,
+)
+
+EXERCISE_DIR = Path(__file__).resolve().parent.parent
+MODEL_PATH = "models/classifier.pt2"
+# Other files the notebook reads back under autograding (saved autoencoder, loss histories).
+EXTRA_MODEL_SUFFIXES = (".pt", ".json")
+
+
+def _in_exercise(path: str | Path) -> Path:
+    """A path relative to the exercise folder (absolute paths are kept)."""
+    path = Path(path)
+    return path if path.is_absolute() else EXERCISE_DIR / path
+
+
+def save_model(model: nn.Module, path: str | Path = MODEL_PATH) -> Path:
+    """Export the classifier with torch.export, save it, and check it against the rules.
+
+    A copy of the model is moved to the CPU, put in eval mode and traced with a dynamic batch
+    dimension, so the saved program accepts images of shape (N, 1, 28, 28) for any N. The
+    model passed in is not changed.
+
+    Inputs:
+    - model: the classifier; forward maps (N, 1, 28, 28) images in [0, 1] to (N, 10) logits.
+    - path: where to write the file, relative to the exercise folder.
+
+    Returns the absolute path of the saved file.
+    Raises ModelRuleError (and removes the file) if the model breaks a rule.
+    """
+    path = _in_exercise(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exported_model = copy.deepcopy(model).cpu().eval()
+    example = torch.rand((4, *IMAGE_SHAPE), generator=torch.Generator().manual_seed(0))
+    batch = torch.export.Dim("batch", min=1, max=1_000_000)
+    try:
+        program = torch.export.export(exported_model, (example,), dynamic_shapes=({0: batch},))
+    except Exception as error:
+        raise ModelRuleError(
+            f"torch.export could not trace the model ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); keep forward to tensor "
+            "operations that work for any batch size."
+        ) from error
+    torch.export.save(program, path)
+    try:
+        check_model_file(path)
+    except ModelRuleError:
+        path.unlink(missing_ok=True)
+        raise
+    size_mb = path.stat().st_size / 1e6
+    print(f"Saved the classifier to {path} ({size_mb:.1f} MB); it follows the rules.")
+    return path
+
+
+def _submission_files() -> list[Path]:
+    """The files that go into the zip, relative to the exercise folder."""
+    files = sorted(p.relative_to(EXERCISE_DIR) for p in EXERCISE_DIR.glob("*.ipynb"))
+    files += sorted(p.relative_to(EXERCISE_DIR) for p in EXERCISE_DIR.glob("exercise_code/*.py"))
+    models = EXERCISE_DIR / "models"
+    for extra in sorted(models.glob("*")) if models.is_dir() else []:
+        if extra.is_file() and extra.suffix in EXTRA_MODEL_SUFFIXES:
+            if extra.stat().st_size > MAX_FILE_BYTES:
+                raise ModelRuleError(
+                    f"models/{extra.name} has {extra.stat().st_size:,} bytes, more than the "
+                    f"limit of {MAX_FILE_BYTES:,}; save a smaller model or delete the file."
+                )
+            files.append(extra.relative_to(EXERCISE_DIR))
+    files.append(Path(MODEL_PATH))
+    return files
+
+
+def create_submission(zip_path: str | Path = "exercise_08.zip") -> Path:
+    """Check the saved classifier and write the zip to hand in.
+
+    The zip holds the notebook(s), exercise_code/*.py, models/classifier.pt2 and the small
+    files in models/ the notebook loads under autograding (e.g. models/autoencoder.pt).
+
+    Inputs:
+    - zip_path: where to write the zip, relative to the exercise folder.
+
+    Returns the absolute path of the zip.
+    Raises ModelRuleError if the classifier is missing or breaks a rule.
+    """
+    check_model_file(_in_exercise(MODEL_PATH))
+    files = _submission_files()
+    zip_path = _in_exercise(zip_path)
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for relative in files:
+            archive.write(EXERCISE_DIR / relative, arcname=relative.as_posix())
+    print(f"Wrote {zip_path} with {len(files)} files; hand in this zip.")
+    return zip_path
