@@ -1,0 +1,251 @@
+"""The nbgrader course directory: its layout, its ``nbgrader_config.py`` and its source copies.
+
+Layout of ``course/`` (the default ``--course-dir``; build output, delete it any time)::
+
+    nbgrader_config.py                   written by :func:`setup_course` (do not edit by hand)
+    gradebook.db                         nbgrader's gradebook
+    source/<assignment>/                 copy of the repository's exercise folder (solutions in)
+    release/<assignment>/                student version made by ``release``
+    submitted/<student>/<assignment>/    imported zips (``collect``)
+    autograded/<student>/<assignment>/   nbgrader's autograded copies (``grade``)
+    feedback/<student>/<assignment>/     feedback HTML (``report``)
+    results/<assignment>/<student>.json  result records (:mod:`autograder.results`)
+    grades/<assignment>.csv              the grade table (``report``)
+
+The assignment name is the name of the exercise folder in the repository (``exercise_08``,
+``exercise_08_optional``); ``source/`` is refreshed from those folders on every command, so the
+repository is the single source of truth.
+
+Student modules: a ``.py`` file under ``exercise_code/`` whose source version contains a
+solution region is a student module. It is graded as the student submitted it (it is listed in
+nbgrader's ``Autograde.exclude_overwriting``); every other file of the assignment is given and is
+restored from ``source/`` when nbgrader autogrades.
+
+``nbgrader_config.py`` sets ``CourseDirectory.root`` to the folder that holds it, so a copy of
+the course directory (as ``grade`` makes for each submission) is a working course on its own.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The repository root (the folder that holds ``exercise_08/`` and ``autograder/``)."""
+
+ASSIGNMENTS: tuple[str, ...] = ("exercise_08", "exercise_08_optional")
+"""The assignments of the course, in release order; each is a folder of the repository."""
+
+COURSE_ID = "exercise08"
+
+HIDDEN_POINTS: dict[str, float] = {"exercise_08": 50.0, "exercise_08_optional": 0.0}
+"""Points of the hidden-accuracy check per assignment (all-or-nothing)."""
+
+HIDDEN_PASS_ACCURACY = 0.55
+"""Hidden-test accuracy at or above which the hidden-accuracy points are given."""
+
+CELL_TIMEOUT_S = 300
+"""nbgrader's per-cell execution timeout when autograding (the notebooks do not train then)."""
+
+SOURCE_IGNORE = (
+    "models",
+    "data",
+    "*.zip",
+    "__pycache__",
+    "*.pyc",
+    ".ipynb_checkpoints",
+    ".DS_Store",
+    "__MACOSX",
+    ".pytest_cache",
+    "*.pt",
+    "*.pt2",
+    "*.pth",
+)
+"""Names never copied from an exercise folder into ``source/``: trained models, data, zips and
+caches of the instructor's own runs. (A model in ``source/`` would overwrite the student's.)"""
+
+NBGRADER_IGNORE = [
+    ".ipynb_checkpoints",
+    "*.pyc",
+    "__pycache__",
+    "feedback",
+    "__MACOSX",
+    ".DS_Store",
+]
+
+SOLUTION_BEGIN = "### BEGIN " + "SOLUTION"
+SOLUTION_END = "### END " + "SOLUTION"
+HIDDEN_BEGIN = "### BEGIN " + "HIDDEN TESTS"
+HIDDEN_END = "### END " + "HIDDEN TESTS"
+MARKERS = (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END)
+"""nbgrader's markers, built from pieces so that this file does not contain them literally."""
+
+
+def exercise_dir(assignment: str) -> Path:
+    """The repository folder of ``assignment`` (raises ``ValueError`` for an unknown name)."""
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"Unknown assignment {assignment!r}: use one of {', '.join(ASSIGNMENTS)}.")
+    return REPO_ROOT / assignment
+
+
+def source_dir(course_dir: Path, assignment: str) -> Path:
+    """``<course_dir>/source/<assignment>``."""
+    return Path(course_dir) / "source" / assignment
+
+
+def release_dir(course_dir: Path, assignment: str) -> Path:
+    """``<course_dir>/release/<assignment>``."""
+    return Path(course_dir) / "release" / assignment
+
+
+def submitted_dir(course_dir: Path, assignment: str, student_id: str) -> Path:
+    """``<course_dir>/submitted/<student_id>/<assignment>`` (nbgrader's layout)."""
+    return Path(course_dir) / "submitted" / student_id / assignment
+
+
+def autograded_dir(course_dir: Path, assignment: str, student_id: str) -> Path:
+    """``<course_dir>/autograded/<student_id>/<assignment>`` (nbgrader's layout)."""
+    return Path(course_dir) / "autograded" / student_id / assignment
+
+
+def feedback_dir(course_dir: Path, assignment: str, student_id: str) -> Path:
+    """``<course_dir>/feedback/<student_id>/<assignment>`` (nbgrader's layout)."""
+    return Path(course_dir) / "feedback" / student_id / assignment
+
+
+def grades_csv(course_dir: Path, assignment: str) -> Path:
+    """``<course_dir>/grades/<assignment>.csv``."""
+    return Path(course_dir) / "grades" / f"{assignment}.csv"
+
+
+def submitted_students(course_dir: Path, assignment: str) -> list[str]:
+    """Ids of the students with a collected submission of ``assignment``, sorted."""
+    root = Path(course_dir) / "submitted"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / assignment).is_dir())
+
+
+def is_ignored(name: str) -> bool:
+    """Whether a file or folder called ``name`` stays out of ``source/``."""
+    return any(fnmatch.fnmatch(name, pattern) for pattern in SOURCE_IGNORE)
+
+
+def student_modules(assignment: str, folder: Path | None = None) -> list[str]:
+    """The student modules of ``assignment`` as sorted POSIX paths relative to the exercise folder.
+
+    ``folder`` defaults to the repository's exercise folder; a student module is a ``.py`` file
+    under ``exercise_code/`` that contains a solution region (see the module docstring).
+    """
+    folder = exercise_dir(assignment) if folder is None else Path(folder)
+    code = folder / "exercise_code"
+    if not code.is_dir():
+        return []
+    found = []
+    for path in sorted(code.rglob("*.py")):
+        if any(is_ignored(part) for part in path.relative_to(folder).parts):
+            continue
+        if SOLUTION_BEGIN in path.read_text(encoding="utf-8"):
+            found.append(path.relative_to(folder).as_posix())
+    return found
+
+
+def sync_source(course_dir: Path, assignment: str) -> Path:
+    """Make ``source/<assignment>`` an exact copy of the repository's exercise folder.
+
+    Models, data, zips and caches are left out (:data:`SOURCE_IGNORE`). The copy is built in a
+    temporary folder and swapped in, so ``source/`` is never half-written. Returns the folder.
+    """
+    origin = exercise_dir(assignment)
+    if not origin.is_dir():
+        raise FileNotFoundError(
+            f"The exercise folder {origin} is missing: restore it from git before running this."
+        )
+    target = source_dir(course_dir, assignment)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{assignment}.", dir=target.parent))
+    try:
+        shutil.copytree(
+            origin,
+            staging / assignment,
+            ignore=lambda _dir, names: [n for n in names if is_ignored(n)],
+        )
+        if target.exists():
+            old = staging / "old"
+            target.rename(old)
+        (staging / assignment).rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def config_text(course_dir: Path) -> str:
+    """The text of the course's ``nbgrader_config.py`` (built from the current source copies)."""
+    exclude = {
+        assignment: student_modules(assignment, source_dir(course_dir, assignment))
+        for assignment in ASSIGNMENTS
+        if source_dir(course_dir, assignment).is_dir()
+    }
+    return (
+        "# Written by `python -m autograder` on every run: edit autograder/course.py instead.\n"
+        "import os\n\n"
+        "c = get_config()  # noqa: F821\n"
+        "# The course is the folder that holds this file, so copies of it work on their own.\n"
+        "c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))\n"
+        f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
+        f"c.CourseDirectory.ignore = {NBGRADER_IGNORE!r}\n"
+        "# Student modules are graded as submitted; every other file is restored from source.\n"
+        f"c.Autograde.exclude_overwriting = {exclude!r}\n"
+        f"c.Execute.timeout = {CELL_TIMEOUT_S}\n"
+    )
+
+
+def write_config(course_dir: Path) -> Path:
+    """Write ``<course_dir>/nbgrader_config.py`` atomically; return its path."""
+    path = Path(course_dir) / "nbgrader_config.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(config_text(course_dir), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def setup_course(course_dir: Path, assignments: list[str] | None = None) -> Path:
+    """Create the course directory, refresh ``source/`` and write ``nbgrader_config.py``.
+
+    Idempotent; every command calls it first. ``assignments`` defaults to all of
+    :data:`ASSIGNMENTS` that exist in the repository. Returns the absolute course path.
+    """
+    course_dir = Path(course_dir).resolve()
+    course_dir.mkdir(parents=True, exist_ok=True)
+    if assignments is None:
+        assignments = [a for a in ASSIGNMENTS if exercise_dir(a).is_dir()]
+    for assignment in assignments:
+        sync_source(course_dir, assignment)
+    write_config(course_dir)
+    return course_dir
+
+
+def nbgrader_api(course_dir: Path, **config_overrides: object):
+    """An ``nbgrader.apps.NbGraderAPI`` for the course, configured from its ``nbgrader_config.py``.
+
+    ``config_overrides`` are extra settings as ``"Section.name": value`` pairs passed as keywords
+    through a dict, e.g. ``nbgrader_api(course, **{"Execute.timeout": 60})``.
+    """
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    course_dir = Path(course_dir).resolve()
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
+    extra = Config()
+    for key, value in config_overrides.items():
+        section, name = key.split(".", 1)
+        extra[section][name] = value
+    config.merge(extra)
+    coursedir = CourseDirectory(config=config)
+    return NbGraderAPI(coursedir=coursedir, config=config)
