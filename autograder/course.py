@@ -41,6 +41,14 @@ ASSIGNMENTS: tuple[str, ...] = ("exercise_08", "exercise_08_optional")
 
 COURSE_ID = "exercise08"
 
+
+class AutograderError(Exception):
+    """A problem the instructor can fix; its text is one sentence saying what to do.
+
+    The command line prints it without a traceback and exits with status 1.
+    """
+
+
 HIDDEN_POINTS: dict[str, float] = {"exercise_08": 50.0, "exercise_08_optional": 0.0}
 """Points of the hidden-accuracy check per assignment (all-or-nothing)."""
 

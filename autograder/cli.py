@@ -1,0 +1,115 @@
+"""Command line of the autograder: parses arguments and calls one step's entry point.
+
+Run from the repository root::
+
+    python -m autograder data
+    python -m autograder release [ASSIGNMENT...]
+    python -m autograder collect ASSIGNMENT PATH... [--id-pattern REGEX]
+    python -m autograder grade ASSIGNMENT [--student ID...] [--jobs N]
+    python -m autograder report ASSIGNMENT
+    python -m autograder demo
+
+Every command takes ``--course-dir DIR`` (default ``course``). A problem the person running the
+command can fix ends the command with one sentence on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .course import ASSIGNMENTS, AutograderError
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--course-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="nbgrader course directory (default: course)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder",
+        description="Release, collect, grade and report exercise 08 with nbgrader.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser(
+        "data", parents=[common], help="prepare and verify MNIST, the splits and the hidden set"
+    )
+    data.add_argument("--data-dir", type=Path, default=Path("data"), help="default: data")
+
+    release = commands.add_parser(
+        "release", parents=[common], help="build the student versions and dist/ zips"
+    )
+    release.add_argument(
+        "assignments", nargs="*", metavar="ASSIGNMENT", help="default: all assignments"
+    )
+    release.add_argument("--dist-dir", type=Path, default=Path("dist"), help="default: dist")
+
+    collect = commands.add_parser("collect", parents=[common], help="import student zips")
+    collect.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
+    collect.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="zip or folder")
+    collect.add_argument(
+        "--id-pattern",
+        default=None,
+        help="regex applied to the zip's file name; group 'id' (or group 1) is the student id",
+    )
+
+    grade = commands.add_parser("grade", parents=[common], help="autograde + hidden check")
+    grade.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
+    grade.add_argument("--student", action="append", default=None, metavar="ID")
+    grade.add_argument("--jobs", type=int, default=1, metavar="N")
+
+    report = commands.add_parser("report", parents=[common], help="grade table and feedback")
+    report.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
+
+    commands.add_parser("demo", parents=[common], help="the whole pipeline on sample submissions")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    course_dir = getattr(args, "course_dir", Path("course"))
+    if args.command == "data":
+        from .data import run
+
+        run(args.data_dir)
+    elif args.command == "release":
+        from .release import release
+
+        release(course_dir, args.assignments or list(ASSIGNMENTS), dist_dir=args.dist_dir)
+    elif args.command == "collect":
+        from .collect import collect
+
+        collect(course_dir, args.assignment, args.paths, id_pattern=args.id_pattern)
+    elif args.command == "grade":
+        if args.jobs < 1:
+            raise AutograderError("--jobs must be at least 1.")
+        from .grade import grade
+
+        grade(course_dir, args.assignment, students=args.student, jobs=args.jobs)
+    elif args.command == "report":
+        from .report import report
+
+        report(course_dir, args.assignment)
+    elif args.command == "demo":
+        from .demo import demo
+
+        demo(course_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except (AutograderError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted; run the same command again to continue.", file=sys.stderr)
+        return 130
+    return 0
