@@ -28,8 +28,10 @@ the course directory (as ``grade`` makes for each submission) is a working cours
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -142,6 +144,22 @@ def is_ignored(name: str) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for pattern in SOURCE_IGNORE)
 
 
+def points_available(assignment: str, folder: Path | None = None) -> tuple[float, float]:
+    """``(tests_max, hidden_max)`` of ``assignment``: graded-cell points in its notebooks
+    (nbgrader cell metadata) and the hidden-accuracy points (:data:`HIDDEN_POINTS`).
+
+    ``folder`` defaults to the repository's exercise folder.
+    """
+    folder = exercise_dir(assignment) if folder is None else Path(folder)
+    tests_max = 0.0
+    for path in sorted(folder.glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("grade") or meta.get("task"):
+                tests_max += float(meta.get("points", 0) or 0)
+    return tests_max, HIDDEN_POINTS.get(assignment, 0.0)
+
+
 def student_modules(assignment: str, folder: Path | None = None) -> list[str]:
     """The student modules of ``assignment`` as sorted POSIX paths relative to the exercise folder.
 
@@ -237,12 +255,23 @@ def setup_course(course_dir: Path, assignments: list[str] | None = None) -> Path
     return course_dir
 
 
+def ensure_tools_on_path() -> None:
+    """Put this Python's ``bin/`` first on ``PATH`` (nbgrader runs ``alembic`` and ``jupyter``).
+
+    Without it, creating a gradebook fails when the virtualenv is not activated.
+    """
+    tools = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != tools:
+        os.environ["PATH"] = tools + os.pathsep + os.environ.get("PATH", "")
+
+
 def nbgrader_api(course_dir: Path, **config_overrides: object):
     """An ``nbgrader.apps.NbGraderAPI`` for the course, configured from its ``nbgrader_config.py``.
 
     ``config_overrides`` are extra settings as ``"Section.name": value`` pairs passed as keywords
     through a dict, e.g. ``nbgrader_api(course, **{"Execute.timeout": 60})``.
     """
+    ensure_tools_on_path()
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
