@@ -1,0 +1,717 @@
+"""``grade``: nbgrader autograde of each submission in a throwaway course, then the hidden check.
+
+For each collected submission (``course/submitted/<student>/<assignment>/``):
+
+1. A throwaway course is built in a private temporary folder: ``nbgrader_config.py`` (the real
+   course's settings), the given files of ``source/<assignment>/`` (no notebooks, no student
+   modules: those are graded as submitted via ``Autograde.exclude_overwriting``), a copy of the
+   submission and a gradebook holding only this assignment's cells (no other student's data).
+2. ``nbgrader autograde`` runs there as a sandboxed subprocess (:mod:`autograder.sandbox`:
+   wall-clock and memory limits, scrubbed environment, no network, an unprivileged user id when
+   run as root) with ``COURSE_DATA_DIR`` pointing at a read-only copy of the training files and
+   the split files only.
+3. The trusted grader reads the per-cell scores from the throwaway gradebook, caps each at the
+   real gradebook's points for that cell, and writes them into the real ``course/gradebook.db``
+   with nbgrader's Gradebook API. The autograded notebooks are copied to
+   ``course/autograded/<student>/<assignment>/`` for feedback. Nothing else is trusted.
+4. The hidden-accuracy check (:mod:`autograder.hidden_check`) runs the submitted
+   ``models/classifier.pt2`` in its own sandboxed process.
+5. One result record per student (:mod:`autograder.results`) with the scores, a status
+   (``graded``, ``timeout``, ``error``) and one sentence for the student.
+
+A record also stores ``submission_sha256``, a hash of the submission, the source assignment and
+the grader version: a student whose record matches is skipped, so an interrupted run resumes
+where it stopped, and re-running gives the same records. Records are written last and
+atomically, after the gradebook, so an interrupted run leaves nothing half-done that is trusted.
+
+Entry point: :func:`grade`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import queue
+import shutil
+import sqlite3
+import stat
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from . import course
+from .course import AutograderError
+from .hidden_check import (
+    MODEL_RELATIVE_PATH,
+    HiddenResult,
+    check_hidden_accuracy,
+    load_hidden_images,
+)
+from .results import check_student_id, read_result, write_result
+from .sandbox import (
+    MAX_SLOTS,
+    Sandbox,
+    isolation_warning,
+    kill_user_processes,
+    run_sandboxed,
+    running_as_root,
+    sandbox_uid,
+    scrubbed_env,
+)
+
+GRADER_VERSION = "1"
+"""Part of every submission hash: bump it when a change of the grader changes results."""
+
+TEMP_PREFIX = "autograder-grade-"
+MAX_NOTEBOOK_BYTES = 50 * 2**20
+GiB = 2**30
+
+
+@dataclass(frozen=True)
+class GradeSettings:
+    """Limits and places used by :func:`grade`; :meth:`from_env` reads overrides.
+
+    Environment variables (all optional): ``AUTOGRADER_TIMEOUT_S`` (wall clock of one
+    autograde), ``AUTOGRADER_CELL_TIMEOUT_S`` (one notebook cell), ``AUTOGRADER_MEMORY_MB``
+    (address space of each autograde process), ``AUTOGRADER_HIDDEN_TIMEOUT_S`` and
+    ``AUTOGRADER_HIDDEN_MEMORY_MB`` (the hidden check), ``AUTOGRADER_DATA_DIR`` (the data
+    folder with the hidden test set; default ``data/`` of the repository).
+    """
+
+    autograde_timeout_s: float = 900.0
+    cell_timeout_s: int = course.CELL_TIMEOUT_S
+    autograde_memory_bytes: int = 8 * GiB
+    hidden_timeout_s: float = 120.0
+    hidden_memory_bytes: int = 6 * GiB
+    data_dir: Path = field(default_factory=lambda: course.REPO_ROOT / "data")
+
+    @classmethod
+    def from_env(cls) -> GradeSettings:
+        env = os.environ
+        settings = cls()
+        numbers = {
+            "autograde_timeout_s": ("AUTOGRADER_TIMEOUT_S", float, 1),
+            "cell_timeout_s": ("AUTOGRADER_CELL_TIMEOUT_S", int, 1),
+            "autograde_memory_bytes": ("AUTOGRADER_MEMORY_MB", int, 2**20),
+            "hidden_timeout_s": ("AUTOGRADER_HIDDEN_TIMEOUT_S", float, 1),
+            "hidden_memory_bytes": ("AUTOGRADER_HIDDEN_MEMORY_MB", int, 2**20),
+        }
+        for name, (variable, kind, scale) in numbers.items():
+            if env.get(variable):
+                settings = replace(settings, **{name: kind(float(env[variable]) * scale)})
+        if env.get("AUTOGRADER_DATA_DIR"):
+            settings = replace(settings, data_dir=Path(env["AUTOGRADER_DATA_DIR"]))
+        return settings
+
+
+@dataclass
+class _Run:
+    """What every submission of one ``grade`` call shares."""
+
+    course_dir: Path
+    assignment: str
+    settings: GradeSettings
+    temp_root: Path
+    student_data: Path
+    template_db: Path
+    config_text: str
+    cells: dict[tuple[str, str], float]
+    """(notebook, grade cell) -> points, from the real gradebook."""
+    source_hash: str
+    hidden_points: float
+    hidden_images: object
+    hidden_paths: tuple[str, ...]
+    gradebook_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def tests_max(self) -> float:
+        return float(sum(self.cells.values()))
+
+    @property
+    def notebooks(self) -> list[str]:
+        return sorted({notebook for notebook, _ in self.cells})
+
+
+def grade(
+    course_dir: Path,
+    assignment: str,
+    students: list[str] | None = None,
+    jobs: int = 1,
+    settings: GradeSettings | None = None,
+) -> None:
+    """Grade the collected submissions of ``assignment`` (all, or only ``students``).
+
+    ``jobs`` submissions are graded in parallel. Prints one line per student and a summary.
+    Raises ``AutograderError`` when the course is not ready (no release, no hidden test data).
+    """
+    settings = settings or GradeSettings.from_env()
+    course_dir = Path(course_dir).resolve()
+    course.exercise_dir(assignment)
+    if not 1 <= jobs <= MAX_SLOTS:
+        raise AutograderError(f"--jobs must be between 1 and {MAX_SLOTS}; got {jobs}.")
+    warning = isolation_warning()
+    if warning:
+        print(warning)
+    with _course_lock(course_dir):
+        todo = _students_to_grade(course_dir, assignment, students)
+        if not todo:
+            print(f"No collected submissions of {assignment} to grade; run collect first.")
+            return
+        for slot in range(MAX_SLOTS):
+            uid = sandbox_uid(slot)
+            if uid is not None:
+                kill_user_processes(uid)
+        _restrict(course_dir, settings.data_dir)
+        _remove_stale_temp_dirs()
+        temp_root = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+        temp_root.chmod(0o711)
+        try:
+            run = _prepare_run(course_dir, assignment, settings, temp_root)
+            _grade_all(run, todo, jobs)
+        finally:
+            shutil.rmtree(temp_root, ignore_errors=True)
+
+
+def _students_to_grade(course_dir: Path, assignment: str, students: list[str] | None) -> list[str]:
+    collected = course.submitted_students(course_dir, assignment)
+    if students is None:
+        return collected
+    missing = [s for s in students if s not in collected]
+    for student in missing:
+        print(f"{student}: no collected submission of {assignment}; run collect for it first.")
+    return [check_student_id(s) for s in students if s in collected]
+
+
+@contextmanager
+def _course_lock(course_dir: Path):
+    course_dir.mkdir(parents=True, exist_ok=True)
+    with open(course_dir / ".grade.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AutograderError(
+                f"Another grade run is using {course_dir}; wait for it to finish and run again."
+            ) from None
+        yield
+
+
+def _restrict(course_dir: Path, data_dir: Path) -> None:
+    """Make the course and the hidden test data unreadable for sandbox users (root runs only)."""
+    if not running_as_root():
+        return
+    course_dir.chmod(0o700)
+    hidden = Path(data_dir) / "hidden"
+    if hidden.is_dir():
+        hidden.chmod(0o700)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        path = Path(data_dir) / "MNIST" / "raw" / name
+        if path.is_file():
+            path.chmod(0o600)
+
+
+def _remove_stale_temp_dirs() -> None:
+    """Delete throwaway folders of grade runs that were killed (their process is gone)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        pid = path.name[len(TEMP_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _prepare_run(course_dir: Path, assignment: str, settings: GradeSettings, temp_root: Path):
+    source = course.source_dir(course_dir, assignment)
+    if not source.is_dir():
+        raise AutograderError(
+            f"{source} is missing: run `python -m autograder release {assignment}` first."
+        )
+    cells = _gradebook_cells(course_dir, assignment)
+    template_db = temp_root / "template.db"
+    _make_template_gradebook(course_dir / "gradebook.db", template_db, assignment)
+    hidden_points = float(course.HIDDEN_POINTS.get(assignment, 0.0))
+    images = None
+    if hidden_points > 0:
+        try:
+            images = load_hidden_images(settings.data_dir)
+        except FileNotFoundError as error:
+            raise AutograderError(str(error)) from error
+    hidden = {course_dir, Path(settings.data_dir).resolve()}
+    hidden |= {course.exercise_dir(a) for a in course.ASSIGNMENTS}
+    return _Run(
+        course_dir=course_dir,
+        assignment=assignment,
+        settings=settings,
+        temp_root=temp_root,
+        student_data=_student_data_copy(settings.data_dir, temp_root / "data"),
+        template_db=template_db,
+        config_text=course.config_text(course_dir)
+        + f"c.Execute.timeout = {int(settings.cell_timeout_s)}\n",
+        cells=cells,
+        source_hash=_tree_hash(source),
+        hidden_points=hidden_points,
+        hidden_images=images,
+        hidden_paths=_hideable(hidden, temp_root),
+    )
+
+
+def _hideable(paths: set[Path], temp_root: Path) -> tuple[str, ...]:
+    """The paths that can be covered in the sandbox: not holding its work folder or Python."""
+    keep = [temp_root.resolve(), Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()]
+    usable = []
+    for path in sorted(paths):
+        if path.exists() and not any(k == path or path in k.parents for k in keep):
+            usable.append(str(path))
+    return tuple(usable)
+
+
+def _gradebook_cells(course_dir: Path, assignment: str) -> dict[tuple[str, str], float]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    db = course_dir / "gradebook.db"
+    message = f"{assignment} is not in {db}: run `python -m autograder release {assignment}` first."
+    if not db.is_file():
+        raise AutograderError(message)
+    with Gradebook(f"sqlite:///{db}", course.COURSE_ID) as gb:
+        try:
+            found = gb.find_assignment(assignment)
+        except MissingEntry:
+            raise AutograderError(message) from None
+        cells = {
+            (notebook.name, cell.name): float(cell.max_score)
+            for notebook in found.notebooks
+            for cell in notebook.grade_cells
+        }
+    if not cells:
+        raise AutograderError(message)
+    return cells
+
+
+def _make_template_gradebook(real_db: Path, template: Path, assignment: str) -> None:
+    """A copy of the real gradebook with only ``assignment`` and no students (vacuumed)."""
+    from nbgrader.api import Gradebook
+
+    source = sqlite3.connect(f"file:{real_db}?mode=ro", uri=True)
+    target = sqlite3.connect(template)
+    with target:
+        source.backup(target)
+    source.close()
+    target.close()
+    with Gradebook(f"sqlite:///{template}", course.COURSE_ID) as gb:
+        for student in list(gb.students):
+            gb.remove_student(student.id)
+        for other in list(gb.assignments):
+            if other.name != assignment:
+                gb.remove_assignment(other.name)
+        gb.db.commit()
+    connection = sqlite3.connect(template)
+    connection.execute("VACUUM")
+    connection.close()
+
+
+def _student_data_copy(data_dir: Path, target: Path) -> Path:
+    """A read-only copy of the training files and the split files (never the hidden test)."""
+    data_dir = Path(data_dir)
+    raw = target / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        if (data_dir / "MNIST" / "raw" / name).is_file():
+            shutil.copyfile(data_dir / "MNIST" / "raw" / name, raw / name)
+    if (data_dir / "splits").is_dir():
+        shutil.copytree(data_dir / "splits", target / "splits")
+    for path in sorted(target.rglob("*"), reverse=True):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    target.chmod(0o555)
+    return target
+
+
+def _tree_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.is_symlink()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _submission_hash(run: _Run, student: str) -> str:
+    submitted = course.submitted_dir(run.course_dir, run.assignment, student)
+    text = f"{GRADER_VERSION}:{run.source_hash}:{_tree_hash(submitted)}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _grade_all(run: _Run, students: list[str], jobs: int) -> None:
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    start = time.monotonic()
+    counts = {"graded": 0, "skipped": 0}
+    print_lock = threading.Lock()
+
+    def work(student: str) -> None:
+        digest = _submission_hash(run, student)
+        previous = read_result(run.course_dir, run.assignment, student)
+        if previous and previous.get("submission_sha256") == digest:
+            with print_lock:
+                counts["skipped"] += 1
+                print(f"{student}: already graded ({previous.get('status')}), skipped.", flush=True)
+            return
+        slot = slots.get()
+        began = time.monotonic()
+        try:
+            record = _grade_one(run, student, slot)
+        except Exception as error:
+            record = _internal_error_record(run, error)
+        finally:
+            slots.put(slot)
+        record["submission_sha256"] = digest
+        write_result(run.course_dir, run.assignment, student, record)
+        with print_lock:
+            counts["graded"] += 1
+            print(
+                f"{student}: {record['status']} {record['total']:g}/{record['total_max']:g}"
+                f" in {time.monotonic() - began:.1f} s. {record['message']}".rstrip(),
+                flush=True,
+            )
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(work, s) for s in students]:
+            future.result()
+    print(
+        f"Graded {counts['graded']} and skipped {counts['skipped']} already graded submissions "
+        f"of {run.assignment} in {time.monotonic() - start:.1f} s "
+        f"(results in {run.course_dir / 'results' / run.assignment})."
+    )
+
+
+def _internal_error_record(run: _Run, error: Exception) -> dict:
+    """A record for a failure of the grader itself (not the student's fault)."""
+    message = (
+        f"Grading failed inside the autograder ({type(error).__name__}: {error}); "
+        "ask your instructor to grade your submission again."
+    )[:500]
+    return _record(run, "error", None, [], None, message)
+
+
+def _grade_one(run: _Run, student: str, slot: int) -> dict:
+    uid = sandbox_uid(slot)
+    work = run.temp_root / student
+    try:
+        work.mkdir()
+        work.chmod(0o700)
+        throwaway = _build_throwaway(run, student, work, uid)
+        outcome = run_sandboxed(
+            [sys.executable, "-m", "nbgrader", "autograde", run.assignment, "--student", student],
+            Sandbox(
+                timeout_s=run.settings.autograde_timeout_s,
+                memory_bytes=run.settings.autograde_memory_bytes,
+                uid=uid,
+                hidden_paths=run.hidden_paths,
+            ),
+            throwaway,
+            scrubbed_env(work / "home", {"COURSE_DATA_DIR": str(run.student_data)}),
+            run.temp_root / f"{student}.autograde.log",
+        )
+        scores = _read_scores(_inside(throwaway / "gradebook.db", work), run.cells)
+        autograded = _inside(throwaway / "autograded" / student / run.assignment, work)
+        failures = _failed_cells(autograded, run)
+        with run.gradebook_lock:
+            _store_scores(run, student, scores)
+        _copy_autograded(run, student, autograded)
+        problem = _autograde_problem(run, student, outcome, autograded)
+        hidden = _hidden(run, student, uid)
+    finally:
+        if uid is not None:
+            kill_user_processes(uid)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(run.temp_root / f"{student}.hidden", ignore_errors=True)
+    details = [
+        {
+            "item": f"{notebook}: {cell}",
+            "score": scores[(notebook, cell)],
+            "max": points,
+            "reason": failures.get(cell, "") if scores[(notebook, cell)] < points else "",
+        }
+        for (notebook, cell), points in sorted(run.cells.items())
+    ]
+    status = problem[0] if problem else "graded"
+    message = problem[1] if problem else _tests_message(details)
+    if hidden is not None and hidden.score < hidden.max_score and not message:
+        message = hidden.message
+    return _record(run, status, scores, details, hidden, message)
+
+
+def _record(
+    run: _Run,
+    status: str,
+    scores: dict | None,
+    details: list[dict],
+    hidden: HiddenResult | None,
+    message: str,
+) -> dict:
+    tests_score = round(float(sum((scores or {}).values())), 4)
+    hidden_score = hidden.score if hidden is not None else 0.0
+    if hidden is not None:
+        details = details + [
+            {
+                "item": "hidden test accuracy",
+                "score": hidden.score,
+                "max": hidden.max_score,
+                "reason": hidden.message,
+            }
+        ]
+    return {
+        "status": status,
+        "tests_score": tests_score,
+        "tests_max": run.tests_max,
+        "hidden_accuracy": hidden.accuracy if hidden is not None else None,
+        "hidden_score": hidden_score,
+        "hidden_max": run.hidden_points,
+        "total": round(tests_score + hidden_score, 4),
+        "total_max": run.tests_max + run.hidden_points,
+        "message": message,
+        "details": details,
+    }
+
+
+def _build_throwaway(run: _Run, student: str, work: Path, uid: int | None) -> Path:
+    """The private course copy for one submission; returns its root (owned by ``uid``)."""
+    root = work / "course"
+    source = course.source_dir(run.course_dir, run.assignment)
+    excluded = set(course.student_modules(run.assignment, source))
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        relative = Path(folder).relative_to(source)
+        return [
+            n
+            for n in names
+            if n.endswith(".ipynb") or course.is_ignored(n) or (relative / n).as_posix() in excluded
+        ]
+
+    shutil.copytree(source, root / "source" / run.assignment, ignore=ignore)
+    submitted = course.submitted_dir(run.course_dir, run.assignment, student)
+    shutil.copytree(
+        submitted,
+        root / "submitted" / student / run.assignment,
+        symlinks=True,
+        ignore_dangling_symlinks=True,
+    )
+    shutil.copyfile(run.template_db, root / "gradebook.db")
+    (root / "nbgrader_config.py").write_text(run.config_text, encoding="utf-8")
+    for folder in (work / "home", work / "home" / "tmp"):
+        folder.mkdir(parents=True, exist_ok=True)
+    if uid is not None:
+        for path in [work, *work.rglob("*")]:
+            if not path.is_symlink():
+                os.chown(path, uid, uid)
+    return root
+
+
+def _read_scores(db: Path, cells: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """Per-cell scores from the throwaway gradebook, each capped to [0, the real points].
+
+    The file was written by the sandbox, so only numbers are taken from it: unknown cells are
+    ignored and a cell without a usable score gets 0.
+    """
+    scores = dict.fromkeys(cells, 0.0)
+    if not db.is_file() or db.is_symlink():
+        return scores
+    query = (
+        "SELECT notebook.name, base_cell.name, grade.auto_score, grade.manual_score "
+        "FROM grade JOIN base_cell ON grade.cell_id = base_cell.id "
+        "JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id "
+        "JOIN notebook ON submitted_notebook.notebook_id = notebook.id"
+    )
+    try:
+        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            rows = connection.execute(query).fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return scores
+    for notebook, cell, auto_score, manual_score in rows:
+        key = (notebook, cell)
+        value = manual_score if manual_score is not None else auto_score
+        if key in cells and isinstance(value, int | float) and value == value:
+            scores[key] = min(max(float(value), 0.0), cells[key])
+    return scores
+
+
+def _store_scores(run: _Run, student: str, scores: dict[tuple[str, str], float]) -> None:
+    """Write the capped per-cell scores into the real gradebook (nbgrader's Gradebook API)."""
+    from nbgrader.api import Gradebook
+
+    db_url = f"sqlite:///{run.course_dir / 'gradebook.db'}"
+    with Gradebook(db_url, course.COURSE_ID) as gb:
+        gb.update_or_create_student(student)
+        submission = gb.update_or_create_submission(run.assignment, student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                key = (notebook.name, grade.name)
+                if key in scores:
+                    grade.auto_score = scores[key]
+                    grade.manual_score = None
+                    grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+def _copy_autograded(run: _Run, student: str, autograded: Path) -> None:
+    """Copy the autograded notebooks (for feedback) into the real course, replacing old ones."""
+    target = course.autograded_dir(run.course_dir, run.assignment, student)
+    staging = target.parent / f".{run.assignment}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for notebook in run.notebooks:
+        path = autograded / f"{notebook}.ipynb"
+        mode = path.lstat().st_mode if path.exists() or path.is_symlink() else 0
+        if stat.S_ISREG(mode) and path.stat().st_size <= MAX_NOTEBOOK_BYTES:
+            shutil.copyfile(path, staging / path.name)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+
+
+def _load_notebook(path: Path) -> dict | None:
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        return None
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return notebook if isinstance(notebook, dict) else None
+
+
+def _failed_cells(autograded: Path, run: _Run) -> dict[str, str]:
+    """grade cell name -> the error its autograded run ended with (``"Error: text"``)."""
+    failures = {}
+    for name in run.notebooks:
+        notebook = _load_notebook(autograded / f"{name}.ipynb") or {}
+        for cell in notebook.get("cells", []):
+            meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell, dict) else {}
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if isinstance(meta, dict) and meta.get("grade") and errors:
+                error = errors[-1]
+                text = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".strip(": ")
+                failures[str(meta.get("grade_id"))] = " ".join(text.split())[:300]
+    return failures
+
+
+def _tests_message(details: list[dict]) -> str:
+    lost = [d for d in details if d["score"] < d["max"]]
+    if not lost:
+        return ""
+    first = lost[0]
+    cell = first["item"].split(": ", 1)[-1]
+    reason = first["reason"] or "it did not pass"
+    others = f" (and {len(lost) - 1} more test cells)" if len(lost) > 1 else ""
+    return (
+        f"Test cell {cell} lost {first['max'] - first['score']:g} points{others} with "
+        f"{reason.rstrip('.')}; fix that and run the notebook top to bottom before handing in."
+    )
+
+
+def _autograde_problem(
+    run: _Run, student: str, outcome, autograded: Path
+) -> tuple[str, str] | None:
+    """``(status, message)`` when nbgrader could not grade the notebooks normally, else None."""
+    submitted = course.submitted_dir(run.course_dir, run.assignment, student)
+    expected = [f"{name}.ipynb" for name in run.notebooks]
+    if outcome.timed_out:
+        return (
+            "timeout",
+            f"Grading your notebook took longer than {run.settings.autograde_timeout_s:g} s, so "
+            "its tests got no points: make sure it skips training under autograding "
+            "(NBGRADER_EXECUTION is set) and has no endless loop.",
+        )
+    missing = [name for name in expected if not (submitted / name).is_file()]
+    if missing:
+        found = sorted(p.name for p in submitted.glob("*.ipynb"))
+        seen = f" (found {', '.join(found)})" if found else ""
+        return (
+            "error",
+            f"Your submission has no {', '.join(missing)}{seen}: keep the notebook's original "
+            "name, create the zip again with create_submission() and hand it in again.",
+        )
+    for name in expected:
+        if _load_notebook(submitted / name) is None:
+            return (
+                "error",
+                f"{name} in your submission is not a valid notebook file (not readable JSON): "
+                "save it from Jupyter again, create the zip again and hand it in again.",
+            )
+    if outcome.returncode != 0:
+        log = outcome.log
+        if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log.lower():
+            return (
+                "error",
+                "The notebook's kernel died while it was graded (it may use too much memory or "
+                "exit on purpose), so its tests got no points: run it top to bottom in a fresh "
+                "kernel and fix what stops it.",
+            )
+        if outcome.returncode < 0 or "MemoryError" in log:
+            return (
+                "error",
+                "Grading your notebook ran out of memory or was killed, so its tests got no "
+                "points: make it use less memory (no huge arrays) and hand it in again.",
+            )
+        return (
+            "error",
+            f"nbgrader could not grade your notebook ({_last_error(log)}): run it top to bottom "
+            "in a fresh kernel, fix the error and hand it in again.",
+        )
+    return None
+
+
+def _last_error(log: str) -> str:
+    lines = [line.strip() for line in log.splitlines() if "Error" in line or "Exception" in line]
+    return (lines[-1] if lines else "unknown error")[:200]
+
+
+def _inside(path: Path, root: Path) -> Path:
+    """``path`` if it resolves to a place inside ``root``, else a path that does not exist.
+
+    The sandbox owns ``root``, so any part of ``path`` may be a symbolic link it planted; the
+    grader (root) must not follow one out of ``root``.
+    """
+    resolved = path.resolve()
+    if resolved == path.absolute() and root.resolve() in resolved.parents:
+        return path
+    return root / ".refused-link"
+
+
+def _hidden(run: _Run, student: str, uid: int | None) -> HiddenResult | None:
+    if run.hidden_points <= 0:
+        return None
+    model = course.submitted_dir(run.course_dir, run.assignment, student) / MODEL_RELATIVE_PATH
+    rules = course.source_dir(run.course_dir, run.assignment) / "exercise_code" / "model_rules.py"
+    if uid is not None:
+        kill_user_processes(uid)
+    return check_hidden_accuracy(
+        model,
+        rules,
+        run.hidden_images,
+        run.settings.data_dir,
+        run.temp_root / f"{student}.hidden",
+        Sandbox(
+            timeout_s=run.settings.hidden_timeout_s,
+            memory_bytes=run.settings.hidden_memory_bytes,
+            uid=uid,
+            hidden_paths=run.hidden_paths,
+        ),
+        run.hidden_points,
+        course.HIDDEN_PASS_ACCURACY,
+    )

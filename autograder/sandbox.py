@@ -1,0 +1,230 @@
+"""Run untrusted student code in a subprocess with limits: the sandbox of ``grade``.
+
+A sandboxed command runs
+
+- in its own session and process group (killed as a whole when it runs too long);
+- with resource limits: address space (``RLIMIT_AS``), file size, open files, processes and no
+  core dumps;
+- in a new network namespace with only a loopback interface (no network; the Jupyter kernel
+  still talks to nbgrader over 127.0.0.1 inside it);
+- in a new mount namespace in which :attr:`Sandbox.hidden_paths` (the real course directory, the
+  data folder with the hidden labels, the source exercises with their solutions) are covered by
+  empty read-only folders;
+- when the grader runs as root: as an unprivileged user id of its own (one per parallel job,
+  see :data:`SANDBOX_UID_BASE`), with ``no_new_privs`` set, so it cannot write ``course/``, read
+  files readable by root only, or touch another job's processes; after the command ends every
+  process left behind by that user id is killed.
+
+Without root the sandbox degrades to process group, limits and (where unprivileged user
+namespaces are allowed) the network and mount namespaces, and :func:`isolation_warning` says so
+once. The environment is always scrubbed: only what :func:`scrubbed_env` builds is passed on.
+
+The isolation steps run in :mod:`autograder.sandbox_exec`, a tiny launcher script started by
+``python -I`` that applies them and then ``exec``s the command (no ``preexec_fn``, which is not
+safe with the threads of ``grade --jobs``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LAUNCHER = Path(__file__).with_name("sandbox_exec.py")
+
+SANDBOX_UID_BASE = 61_000
+"""Jobs run as user ids ``SANDBOX_UID_BASE + slot`` (no passwd entry needed); keep this range
+free of real users on a grading machine."""
+
+MAX_SLOTS = 64
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def sandbox_uid(slot: int) -> int | None:
+    """The user id that job slot ``slot`` runs as, or ``None`` when not running as root."""
+    if not running_as_root():
+        return None
+    if not 0 <= slot < MAX_SLOTS:
+        raise ValueError(f"Job slot {slot} is out of range 0..{MAX_SLOTS - 1}.")
+    return SANDBOX_UID_BASE + slot
+
+
+def isolation_warning() -> str | None:
+    """One sentence about weaker isolation when not running as root, else ``None``."""
+    if running_as_root():
+        return None
+    return (
+        "Warning: grading is not running as root, so student code runs as your own user "
+        "(resource limits and, where allowed, network isolation still apply); run grade as root "
+        "on a machine used only for grading for full isolation."
+    )
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to run one untrusted command.
+
+    Attributes:
+    - timeout_s: wall-clock limit; the whole process group is killed after it.
+    - memory_bytes: ``RLIMIT_AS`` of every process (virtual memory, so leave room for torch).
+    - uid: run as this user (and group) id; ``None`` keeps the current user.
+    - hidden_paths: folders covered by an empty read-only folder inside the sandbox.
+    - max_file_bytes: ``RLIMIT_FSIZE``, the largest file the command may write.
+    - max_processes: ``RLIMIT_NPROC`` for the sandbox user (only enforced for non-root users).
+    """
+
+    timeout_s: float
+    memory_bytes: int
+    uid: int | None = None
+    hidden_paths: tuple[str, ...] = ()
+    max_file_bytes: int = 512 * 2**20
+    max_processes: int = 512
+    max_open_files: int = 1024
+
+
+@dataclass
+class Outcome:
+    """What happened to a sandboxed command.
+
+    ``returncode`` is the exit status (negative: killed by that signal); ``timed_out`` is True
+    when the wall-clock limit killed it; ``log`` is the tail of its stdout and stderr.
+    """
+
+    returncode: int
+    timed_out: bool
+    seconds: float
+    log: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def scrubbed_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment for student code: no secrets, one thread, everything in ``home``.
+
+    PATH holds the grader's Python first (its ``bin`` folder) and the system folders.
+    """
+    home = Path(home)
+    env = {
+        "PATH": os.pathsep.join(
+            [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
+        ),
+        "HOME": str(home),
+        "TMPDIR": str(home / "tmp"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(home / ".config" / "matplotlib"),
+        "IPYTHONDIR": str(home / ".ipython"),
+        "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
+        "JUPYTER_DATA_DIR": str(home / ".local" / "share" / "jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(home / ".local" / "share" / "jupyter" / "runtime"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "TORCH_NUM_THREADS": "1",
+        "TQDM_DISABLE": "1",
+    }
+    env.update(extra or {})
+    return env
+
+
+def run_sandboxed(
+    argv: list[str],
+    sandbox: Sandbox,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    log_tail_bytes: int = 20_000,
+) -> Outcome:
+    """Run ``argv`` under ``sandbox`` in ``cwd`` with exactly ``env``; wait for it.
+
+    stdout and stderr go to ``log_path`` (a file the grader owns, capped by ``max_file_bytes``).
+    On timeout the process group is killed; afterwards, when a sandbox uid is used, every process
+    of that uid is killed too, so nothing the command started outlives it.
+    """
+    spec = {
+        "memory_bytes": int(sandbox.memory_bytes),
+        "max_file_bytes": int(sandbox.max_file_bytes),
+        "max_processes": int(sandbox.max_processes),
+        "max_open_files": int(sandbox.max_open_files),
+        "uid": sandbox.uid,
+        "hidden_paths": list(sandbox.hidden_paths),
+        "reveal_paths": [sys.base_prefix, sys.prefix],
+        "cwd": str(cwd),
+    }
+    command = [sys.executable, "-I", str(LAUNCHER), json.dumps(spec), "--", *argv]
+    start = time.monotonic()
+    timed_out = False
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=str(cwd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            process.wait(timeout=sandbox.timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(process.pid)
+            process.wait()
+        finally:
+            if process.returncode is None:
+                _kill_group(process.pid)
+                process.wait()
+    _kill_group(process.pid)
+    if sandbox.uid is not None:
+        kill_user_processes(sandbox.uid)
+    seconds = time.monotonic() - start
+    return Outcome(process.returncode, timed_out, seconds, _tail(log_path, log_tail_bytes))
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_user_processes(uid: int, attempts: int = 20) -> None:
+    """Kill every process running as ``uid`` (root only): ``kill -KILL -1`` run as that user."""
+    if not running_as_root():
+        return
+    for _ in range(attempts):
+        done = subprocess.run(
+            ["/bin/kill", "-s", "KILL", "--", "-1"],
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin"},
+            cwd="/",
+        )
+        if done.returncode != 0:
+            return
+        time.sleep(0.05)
+
+
+def _tail(path: Path, size: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
