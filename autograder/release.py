@@ -54,6 +54,10 @@ FORBIDDEN_FILE = re.compile(r"(-ubyte(\.gz)?|\.pt2?|\.pth|\.zip|\.pkl(\.gz)?|\.n
 MIN_LEAK_CHARS = 8
 """Solution lines shorter than this (``)``, ``x = 1``, ``pass``...) are too common to count."""
 
+MAX_GENERIC_CHARS = 40
+"""A solution line this short that also occurs in given code is not a leak; a longer one is,
+wherever it appears (a copy of solution code in a given file is exactly what the scan is for)."""
+
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)
 
 
@@ -266,8 +270,10 @@ def solution_lines(source_folder: Path) -> tuple[set[str], set[str]]:
     """Stripped lines of solution code in the source version, and the lines it also gives away.
 
     Returns ``(secret, given)``: ``secret`` holds the lines inside solution or hidden-test regions
-    of notebooks and ``.py`` files (and all lines of notebook solution cells without markers);
-    ``given`` holds every line outside them, which the release may legitimately contain.
+    of notebooks and ``.py`` files (and all lines of notebook solution cells without markers) that
+    have at least :data:`MIN_LEAK_CHARS` characters, except short generic ones (at most
+    :data:`MAX_GENERIC_CHARS`, e.g. ``loss.backward()``) that the given text also contains;
+    ``given`` holds every line outside those regions, which the release may legitimately contain.
     """
     secret: set[str] = set()
     given: set[str] = set()
@@ -289,7 +295,12 @@ def solution_lines(source_folder: Path) -> tuple[set[str], set[str]]:
             for cell in _notebook_cells(path.read_text(encoding="utf-8", errors="replace")):
                 metadata = cell.get("metadata", {}).get("nbgrader", {})
                 add(_cell_source(cell), whole_cell_is_secret=bool(metadata.get("solution")))
-    secret = {line for line in secret - given if len(line) >= MIN_LEAK_CHARS}
+    given_text = "\n".join(sorted(given))
+    secret = {
+        line
+        for line in secret
+        if len(line) >= MIN_LEAK_CHARS and (len(line) > MAX_GENERIC_CHARS or line not in given_text)
+    }
     return secret, given
 
 
@@ -307,25 +318,26 @@ def _released_files(folder: Path, zip_path: Path) -> list[tuple[str, PurePosixPa
     return entries
 
 
-def _text_lines(name: str, data: bytes) -> set[str]:
+def _released_text(name: str, data: bytes) -> str:
+    """The text a reader sees in a released file (for notebooks: cell sources and outputs)."""
     text = data.decode("utf-8", errors="replace")
-    if name.endswith(".ipynb"):
-        lines = set()
-        for cell in _notebook_cells(text):
-            lines.update(line.strip() for line in _cell_source(cell).splitlines())
-            for output in cell.get("outputs", []):
-                for value in [output.get("text", "")] + list(output.get("data", {}).values()):
-                    value = "".join(value) if isinstance(value, list) else str(value)
-                    lines.update(line.strip() for line in value.splitlines())
-        return lines | {line.strip() for line in text.splitlines()}
-    return {line.strip() for line in text.splitlines()}
+    if not name.endswith(".ipynb"):
+        return text
+    parts = [text]
+    for cell in _notebook_cells(text):
+        parts.append(_cell_source(cell))
+        for output in cell.get("outputs", []):
+            for value in [output.get("text", "")] + list(output.get("data", {}).values()):
+                parts.append("".join(value) if isinstance(value, list) else str(value))
+    return "\n".join(parts)
 
 
 def scan_release(source_folder: Path, folder: Path, zip_path: Path) -> list[str]:
     """Every leak in the released ``folder`` and ``zip_path``, as short descriptions.
 
-    Looks for nbgrader's markers (as bytes, in any file), for lines of ``secret`` solution code
-    (:func:`solution_lines`) in text files and notebooks (sources and outputs), and for files and
+    Looks for nbgrader's markers (as bytes, in any file), for lines of secret solution code
+    (:func:`solution_lines`) anywhere in the text of any file (for notebooks also in the cell
+    sources and outputs, decoded from JSON), and for files and
     folders that must never be released (data, hidden test data, models, archives).
     """
     secret, _ = solution_lines(source_folder)
@@ -338,7 +350,8 @@ def scan_release(source_folder: Path, folder: Path, zip_path: Path) -> list[str]
         for marker in SCAN_MARKERS:
             if marker.encode() in data:
                 leaks.append(f"{name} contains the marker {marker!r}")
-        found = sorted(secret & _text_lines(name, data))
+        text = _released_text(name, data)
+        found = sorted(line for line in secret if line in text)
         if found:
             leaks.append(f"{name} contains solution code {found[0][:60]!r}")
     return sorted(set(leaks))

@@ -17,7 +17,7 @@ END_HIDDEN = "### END " + "HIDDEN TESTS"
 
 SECRET_LINES = (
     "result = x + x  # doubling, the secret way",
-    "return x * 2 + 0  # secret forward",
+    "return x * 2 + 0  # the secret forward, kept out of releases",
     "return 3 * x  # secret triple",
     "assert double(21) == 42, 'hidden double check'",
 )
