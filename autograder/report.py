@@ -28,12 +28,13 @@ from pathlib import Path
 from .course import (
     HIDDEN_PASS_ACCURACY,
     autograded_dir,
+    exercise_dir,
     feedback_dir,
     grades_csv,
     nbgrader_api,
     points_available,
-    setup_course,
     submitted_students,
+    write_config,
 )
 from .results import COLUMNS, read_results
 
@@ -44,7 +45,10 @@ NUMERIC = {"tests_score", "tests_max", "hidden_score", "hidden_max", "total", "t
 
 def report(course_dir: Path, assignment: str) -> Path:
     """Write the grade table and the feedback of ``assignment``; print the table; return the CSV."""
-    course_dir = setup_course(course_dir, [assignment])
+    course_dir = Path(course_dir).resolve()
+    exercise_dir(assignment)
+    if not (course_dir / "nbgrader_config.py").is_file():
+        write_config(course_dir)
     rows = grade_rows(course_dir, assignment)
     path = write_csv(course_dir, assignment, rows)
     grades = _gradebook_grades(course_dir, assignment, [row["student_id"] for row in rows])
