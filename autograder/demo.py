@@ -37,10 +37,13 @@ CELL_TIMEOUT_S = 900
 SUBMISSION_TIMEOUT_S = 300
 
 
-def demo(course_dir: Path = Path("course"), jobs: int = 1) -> list[dict]:
+def demo(
+    course_dir: Path = Path("course"), jobs: int = 1, cache_dir: Path | None = None
+) -> list[dict]:
     """Run the demo in ``<course_dir>/demo``; print the grade table; return its rows.
 
-    Raises ``AutograderError`` if a sample does not get the outcome the demo promises.
+    ``cache_dir`` (default ``<course_dir>/demo/cache``) keeps the reference submission between
+    runs. Raises ``AutograderError`` if a sample does not get the outcome the demo promises.
     """
     from .collect import collect
     from .data import prepare
@@ -57,7 +60,7 @@ def demo(course_dir: Path = Path("course"), jobs: int = 1) -> list[dict]:
     _step("Releasing the student version")
     (student_zip,) = release(demo_course, [ASSIGNMENT], dist_dir=root / "dist")
     _step("Making the sample submissions")
-    reference = reference_zip(root / "cache", data_dir)
+    reference = reference_zip(Path(cache_dir) if cache_dir else root / "cache", data_dir)
     shutil.rmtree(inbox, ignore_errors=True)
     inbox.mkdir(parents=True)
     shutil.copyfile(reference, inbox / "reference_solution.zip")
