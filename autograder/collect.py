@@ -19,17 +19,19 @@ the file name). Several zips from one student: the newest (by modification time,
 file name) wins, and collect says which one it used.
 
 A good zip is unpacked into a temporary folder under ``course/.staging/`` and then renamed into
-place, so a submission folder is never half-written; ``timestamp.txt`` (nbgrader's submission
-time) holds the zip's modification time. A rejected zip gets a result record with status
-``rejected`` and one sentence saying what to fix, and no submission folder. Collecting the same
-zip again changes nothing; a changed zip replaces the old submission and forgets its result, so
-the next ``grade`` grades it again.
+place, so a submission folder is never half-written (leftovers of a killed run are removed by the
+next one; collect and grade take the same lock, so they never run on one course at once).
+``timestamp.txt`` (nbgrader's submission time) holds the zip's modification time. A rejected
+zip gets a result record with status ``rejected`` and one sentence saying what to fix, and no
+submission folder. Collecting the same zip again changes nothing; a changed zip replaces the old
+submission and forgets its result, so the next ``grade`` grades it again.
 
 Entry point: :func:`collect`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -42,7 +44,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from .course import AutograderError, points_available, submitted_dir
+from .course import (
+    AutograderError,
+    autograded_dir,
+    feedback_dir,
+    points_available,
+    submitted_dir,
+)
 from .results import STUDENT_ID_PATTERN, delete_result, read_result, write_result
 
 JUNK_DIRS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".git"}
@@ -93,8 +101,24 @@ def collect(
     """
     course_dir = Path(course_dir).resolve()
     pattern = _compile(id_pattern)
+    zips = _zip_files(paths)
+    course_dir.mkdir(parents=True, exist_ok=True)
+    with open(course_dir / ".grade.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AutograderError(
+                f"A grade run is using {course_dir}; wait for it to finish, then collect again."
+            ) from None
+        shutil.rmtree(course_dir / ".staging", ignore_errors=True)
+        return _collect_all(course_dir, assignment, zips, pattern, limits)
+
+
+def _collect_all(
+    course_dir: Path, assignment: str, zips: list[Path], pattern: re.Pattern | None, limits: Limits
+) -> list[Outcome]:
     by_student: dict[str, list[Path]] = {}
-    for zip_path in _zip_files(paths):
+    for zip_path in zips:
         student_id = student_id_from_name(zip_path.name, pattern)
         if student_id is None:
             print(
@@ -141,7 +165,7 @@ def _compile(id_pattern: str | None) -> re.Pattern | None:
 
 
 def _zip_files(paths: list[Path]) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             found += sorted(
@@ -153,7 +177,8 @@ def _zip_files(paths: list[Path]) -> list[Path]:
             found.append(path)
         else:
             raise AutograderError(f"{path} does not exist; give a zip file or a folder of zips.")
-    return found
+    unique = {path.resolve(): path for path in found}
+    return list(unique.values())
 
 
 def student_id_from_name(file_name: str, pattern: re.Pattern | None = None) -> str | None:
@@ -203,8 +228,12 @@ def _collect_one(
     try:
         count = _import_zip(course_dir, zip_path, target, limits)
     except Rejected as error:
-        if target.exists():
-            shutil.rmtree(target)
+        for stale in (
+            target,
+            autograded_dir(course_dir, assignment, student_id),
+            feedback_dir(course_dir, assignment, student_id),
+        ):
+            shutil.rmtree(stale, ignore_errors=True)
         _write_rejected(course_dir, assignment, student_id, str(error))
         manifest[student_id] = {"zip": str(zip_path), "sha256": digest, "status": "rejected"}
         return Outcome(student_id, zip_path, "rejected", str(error))

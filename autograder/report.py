@@ -55,7 +55,11 @@ def report(course_dir: Path, assignment: str) -> Path:
     failures = []
     for row in rows:
         student = row["student_id"]
-        pages = _nbgrader_feedback(course_dir, assignment, student, grades.get(student))
+        pages = (
+            []
+            if row["status"] == "rejected"
+            else _nbgrader_feedback(course_dir, assignment, student, grades.get(student))
+        )
         if pages is None:
             failures.append(student)
             pages = []

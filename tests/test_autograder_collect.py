@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import autograder_archives as archives
@@ -10,7 +12,7 @@ import pytest
 
 from autograder import results
 from autograder.collect import Limits, collect, student_id_from_name
-from autograder.course import AutograderError, submitted_dir
+from autograder.course import REPO_ROOT, AutograderError, submitted_dir
 
 ASSIGNMENT = "exercise_08"
 
@@ -188,3 +190,25 @@ def test_unusable_names_are_skipped_and_missing_paths_fail_clearly(workspace, ca
         collect(course, ASSIGNMENT, [inbox / "missing.zip"])
     with pytest.raises(AutograderError, match="not a valid regular expression"):
         collect(course, ASSIGNMENT, [inbox], id_pattern="(")
+
+
+def test_the_command_line_collects_and_reports_problems_in_one_sentence(workspace):
+    inbox, course = workspace["inbox"], workspace["course"]
+    archives.good(inbox, "alice.zip")
+    archives.empty(inbox, "bob.zip")
+    command = [sys.executable, "-m", "autograder", "--course-dir", str(course), "collect"]
+
+    done = subprocess.run(
+        [*command, ASSIGNMENT, str(inbox)], capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert "alice: collected" in done.stdout and "bob: rejected" in done.stdout
+
+    missing = subprocess.run(
+        [*command, ASSIGNMENT, str(inbox / "nope.zip")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip().count("\n") == 0 and "does not exist" in missing.stderr
