@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import queue
 import shutil
@@ -41,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -48,6 +48,13 @@ from pathlib import Path
 
 from . import course
 from .course import AutograderError
+from .diagnose import (
+    MAX_NOTEBOOK_BYTES,
+    NotebookFindings,
+    autograde_problem,
+    inspect_notebooks,
+    tests_message,
+)
 from .hidden_check import (
     MODEL_RELATIVE_PATH,
     HiddenResult,
@@ -70,7 +77,6 @@ GRADER_VERSION = "1"
 """Part of every submission hash: bump it when a change of the grader changes results."""
 
 TEMP_PREFIX = "autograder-grade-"
-MAX_NOTEBOOK_BYTES = 50 * 2**20
 GiB = 2**30
 
 
@@ -427,11 +433,19 @@ def _grade_one(run: _Run, student: str, slot: int) -> dict:
         )
         scores = _read_scores(_inside(throwaway / "gradebook.db", work), run.cells)
         autograded = _inside(throwaway / "autograded" / student / run.assignment, work)
-        failures = _failed_cells(autograded, run)
+        submitted = course.submitted_dir(run.course_dir, run.assignment, student)
+        grade_ids = {cell for _, cell in run.cells}
+        findings = inspect_notebooks(submitted, autograded, run.notebooks, grade_ids)
         with run.gradebook_lock:
             _store_scores(run, student, scores)
         _copy_autograded(run, student, autograded)
-        problem = _autograde_problem(run, student, outcome, autograded)
+        problem = autograde_problem(
+            outcome,
+            submitted,
+            run.notebooks,
+            run.settings.autograde_timeout_s,
+            run.settings.cell_timeout_s,
+        )
         hidden = _hidden(run, student, uid)
     finally:
         if uid is not None:
@@ -443,15 +457,23 @@ def _grade_one(run: _Run, student: str, slot: int) -> dict:
             "item": f"{notebook}: {cell}",
             "score": scores[(notebook, cell)],
             "max": points,
-            "reason": failures.get(cell, "") if scores[(notebook, cell)] < points else "",
+            "reason": _reason(findings, cell) if scores[(notebook, cell)] < points else "",
         }
         for (notebook, cell), points in sorted(run.cells.items())
     ]
     status = problem[0] if problem else "graded"
-    message = problem[1] if problem else _tests_message(details)
+    message = problem[1] if problem else tests_message(details, findings)
     if hidden is not None and hidden.score < hidden.max_score and not message:
         message = hidden.message
     return _record(run, status, scores, details, hidden, message)
+
+
+def _reason(findings: NotebookFindings, cell: str) -> str:
+    if cell in findings.deleted:
+        return "this graded cell was deleted from the notebook"
+    if cell in findings.failures:
+        return findings.failures[cell]
+    return findings.first_error[0] if findings.first_error else "no error shown"
 
 
 def _record(
@@ -556,7 +578,9 @@ def _store_scores(run: _Run, student: str, scores: dict[tuple[str, str], float])
     from nbgrader.api import Gradebook
 
     db_url = f"sqlite:///{run.course_dir / 'gradebook.db'}"
-    with Gradebook(db_url, course.COURSE_ID) as gb:
+    with warnings.catch_warnings(), Gradebook(db_url, course.COURSE_ID) as gb:
+        # nbgrader's update_or_create_submission triggers harmless SQLAlchemy autoflush warnings.
+        warnings.simplefilter("ignore")
         gb.update_or_create_student(student)
         submission = gb.update_or_create_submission(run.assignment, student)
         for notebook in submission.notebooks:
@@ -583,102 +607,6 @@ def _copy_autograded(run: _Run, student: str, autograded: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
-
-
-def _load_notebook(path: Path) -> dict | None:
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_NOTEBOOK_BYTES:
-        return None
-    try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return notebook if isinstance(notebook, dict) else None
-
-
-def _failed_cells(autograded: Path, run: _Run) -> dict[str, str]:
-    """grade cell name -> the error its autograded run ended with (``"Error: text"``)."""
-    failures = {}
-    for name in run.notebooks:
-        notebook = _load_notebook(autograded / f"{name}.ipynb") or {}
-        for cell in notebook.get("cells", []):
-            meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell, dict) else {}
-            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            if isinstance(meta, dict) and meta.get("grade") and errors:
-                error = errors[-1]
-                text = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".strip(": ")
-                failures[str(meta.get("grade_id"))] = " ".join(text.split())[:300]
-    return failures
-
-
-def _tests_message(details: list[dict]) -> str:
-    lost = [d for d in details if d["score"] < d["max"]]
-    if not lost:
-        return ""
-    first = lost[0]
-    cell = first["item"].split(": ", 1)[-1]
-    reason = first["reason"] or "it did not pass"
-    others = f" (and {len(lost) - 1} more test cells)" if len(lost) > 1 else ""
-    return (
-        f"Test cell {cell} lost {first['max'] - first['score']:g} points{others} with "
-        f"{reason.rstrip('.')}; fix that and run the notebook top to bottom before handing in."
-    )
-
-
-def _autograde_problem(
-    run: _Run, student: str, outcome, autograded: Path
-) -> tuple[str, str] | None:
-    """``(status, message)`` when nbgrader could not grade the notebooks normally, else None."""
-    submitted = course.submitted_dir(run.course_dir, run.assignment, student)
-    expected = [f"{name}.ipynb" for name in run.notebooks]
-    if outcome.timed_out:
-        return (
-            "timeout",
-            f"Grading your notebook took longer than {run.settings.autograde_timeout_s:g} s, so "
-            "its tests got no points: make sure it skips training under autograding "
-            "(NBGRADER_EXECUTION is set) and has no endless loop.",
-        )
-    missing = [name for name in expected if not (submitted / name).is_file()]
-    if missing:
-        found = sorted(p.name for p in submitted.glob("*.ipynb"))
-        seen = f" (found {', '.join(found)})" if found else ""
-        return (
-            "error",
-            f"Your submission has no {', '.join(missing)}{seen}: keep the notebook's original "
-            "name, create the zip again with create_submission() and hand it in again.",
-        )
-    for name in expected:
-        if _load_notebook(submitted / name) is None:
-            return (
-                "error",
-                f"{name} in your submission is not a valid notebook file (not readable JSON): "
-                "save it from Jupyter again, create the zip again and hand it in again.",
-            )
-    if outcome.returncode != 0:
-        log = outcome.log
-        if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log.lower():
-            return (
-                "error",
-                "The notebook's kernel died while it was graded (it may use too much memory or "
-                "exit on purpose), so its tests got no points: run it top to bottom in a fresh "
-                "kernel and fix what stops it.",
-            )
-        if outcome.returncode < 0 or "MemoryError" in log:
-            return (
-                "error",
-                "Grading your notebook ran out of memory or was killed, so its tests got no "
-                "points: make it use less memory (no huge arrays) and hand it in again.",
-            )
-        return (
-            "error",
-            f"nbgrader could not grade your notebook ({_last_error(log)}): run it top to bottom "
-            "in a fresh kernel, fix the error and hand it in again.",
-        )
-    return None
-
-
-def _last_error(log: str) -> str:
-    lines = [line.strip() for line in log.splitlines() if "Error" in line or "Exception" in line]
-    return (lines[-1] if lines else "unknown error")[:200]
 
 
 def _inside(path: Path, root: Path) -> Path:

@@ -177,7 +177,8 @@ def make_models(folder: Path, train_images, train_labels) -> dict[str, Path]:
         def __init__(self):
             super().__init__()
             self.model = Scaled(1.0)
-            self.register_buffer("table", torch.zeros(5_100_000, dtype=torch.int8))
+            table = torch.randint(-128, 127, (5_100_000,), dtype=torch.int8)
+            self.register_buffer("table", table)
 
         def forward(self, x):
             return self.model(x) + self.table[0].float()
