@@ -67,9 +67,9 @@ from .sandbox import (
     Sandbox,
     isolation_warning,
     kill_user_processes,
+    reserved_uids,
     run_sandboxed,
     running_as_root,
-    sandbox_uid,
     scrubbed_env,
 )
 
@@ -170,17 +170,14 @@ def grade(
         if not todo:
             print(f"No collected submissions of {assignment} to grade; run collect first.")
             return
-        for slot in range(MAX_SLOTS):
-            uid = sandbox_uid(slot)
-            if uid is not None:
-                kill_user_processes(uid)
         _restrict(course_dir, settings.data_dir)
         _remove_stale_temp_dirs()
         temp_root = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
         temp_root.chmod(0o711)
         try:
             run = _prepare_run(course_dir, assignment, settings, temp_root)
-            _grade_all(run, todo, jobs)
+            with reserved_uids(jobs) as uids:
+                _grade_all(run, todo, uids)
         finally:
             shutil.rmtree(temp_root, ignore_errors=True)
 
@@ -359,10 +356,11 @@ def _submission_hash(run: _Run, student: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _grade_all(run: _Run, students: list[str], jobs: int) -> None:
-    slots: queue.Queue[int] = queue.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
+def _grade_all(run: _Run, students: list[str], uids: list[int | None]) -> None:
+    """Grade ``students``, as many at a time as there are sandbox ``uids``."""
+    slots: queue.Queue[int | None] = queue.Queue()
+    for uid in uids:
+        slots.put(uid)
     start = time.monotonic()
     counts = {"graded": 0, "skipped": 0}
     print_lock = threading.Lock()
@@ -393,7 +391,7 @@ def _grade_all(run: _Run, students: list[str], jobs: int) -> None:
                 flush=True,
             )
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=len(uids)) as pool:
         for future in [pool.submit(work, s) for s in students]:
             future.result()
     print(
@@ -412,8 +410,7 @@ def _internal_error_record(run: _Run, error: Exception) -> dict:
     return _record(run, "error", None, [], None, message)
 
 
-def _grade_one(run: _Run, student: str, slot: int) -> dict:
-    uid = sandbox_uid(slot)
+def _grade_one(run: _Run, student: str, uid: int | None) -> dict:
     work = run.temp_root / student
     try:
         work.mkdir()

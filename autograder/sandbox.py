@@ -26,12 +26,16 @@ safe with the threads of ``grade --jobs``).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,12 +53,48 @@ def running_as_root() -> bool:
 
 
 def sandbox_uid(slot: int) -> int | None:
-    """The user id that job slot ``slot`` runs as, or ``None`` when not running as root."""
+    """The user id of sandbox slot ``slot``, or ``None`` when not running as root."""
     if not running_as_root():
         return None
     if not 0 <= slot < MAX_SLOTS:
-        raise ValueError(f"Job slot {slot} is out of range 0..{MAX_SLOTS - 1}.")
+        raise ValueError(f"Sandbox slot {slot} is out of range 0..{MAX_SLOTS - 1}.")
     return SANDBOX_UID_BASE + slot
+
+
+@contextmanager
+def reserved_uids(count: int) -> Iterator[list[int | None]]:
+    """Reserve ``count`` sandbox user ids for this process; yields them (``None`` without root).
+
+    A user id is reserved by an exclusive lock on ``<tmp>/autograder-uid-<uid>.lock``, so two
+    grade runs on one machine never share one; processes left by an earlier, killed run of the
+    same id are killed before it is used.
+    """
+    if not running_as_root():
+        yield [None] * count
+        return
+    handles: list[int] = []
+    uids: list[int | None] = []
+    try:
+        for slot in range(MAX_SLOTS):
+            if len(uids) == count:
+                break
+            uid = sandbox_uid(slot)
+            path = Path(tempfile.gettempdir()) / f"autograder-uid-{uid}.lock"
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(handle)
+                continue
+            handles.append(handle)
+            kill_user_processes(uid)
+            uids.append(uid)
+        if len(uids) < count:
+            raise RuntimeError(f"Only {len(uids)} of {count} sandbox user ids are free.")
+        yield uids
+    finally:
+        for handle in handles:
+            os.close(handle)
 
 
 def isolation_warning() -> str | None:
