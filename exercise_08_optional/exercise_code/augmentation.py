@@ -1,0 +1,216 @@
+"""Data augmentation on MNIST digits with torchvision.transforms.v2. Given code.
+
+Three pieces for the notebook:
+- ``CANDIDATES`` and ``show_candidates``: fixed transforms applied to one digit of each class,
+  to see which ones keep a digit's label and which ones break it;
+- ``augmentation_explorer``: ipywidgets sliders for flip, crop, rotation, brightness/contrast;
+- ``time_vs_space``: random augmentation at runtime vs an augmented copy made once offline.
+"""
+
+import time
+from collections.abc import Callable
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+SIZE = 28
+
+
+def _corner_crop(image: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    """Crop a size x size window and resize it back to 28 x 28 (what a random crop does)."""
+    return F.resized_crop(image, top, left, size, size, [SIZE, SIZE], antialias=True)
+
+
+# name -> a fixed transform of one image (1, 28, 28), float in [0, 1]
+CANDIDATES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "horizontal flip": F.horizontal_flip,
+    "vertical flip": F.vertical_flip,
+    "rotate 15": lambda image: F.rotate(image, 15.0),
+    "rotate 180": lambda image: F.rotate(image, 180.0),
+    "crop 24x24": lambda image: _corner_crop(image, 2, 2, 24),
+    "crop 10x10": lambda image: _corner_crop(image, 4, 4, 10),
+    "brightness/contrast 30%": lambda image: F.adjust_contrast(
+        F.adjust_brightness(image, 1.3), 0.7
+    ),
+}
+
+
+def one_per_class(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The first image of each digit 0..9, shape (10, 1, 28, 28)."""
+    return torch.stack([images[(labels == digit).nonzero()[0, 0]] for digit in range(10)])
+
+
+def show_candidates(digits: torch.Tensor) -> plt.Figure:
+    """A grid: one row per transform in CANDIDATES, one column per digit 0..9."""
+    rows = {"original": lambda image: image, **CANDIDATES}
+    figure, axes = plt.subplots(len(rows), 10, figsize=(10, 1.1 * len(rows)))
+    for row, (name, transform) in enumerate(rows.items()):
+        for digit in range(10):
+            axis = axes[row, digit]
+            axis.imshow(transform(digits[digit])[0], cmap="gray", vmin=0, vmax=1)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(f"label {digit}", fontsize=9)
+        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    figure.suptitle("Which transforms keep a digit's label? (rows: transform, columns: digit)")
+    figure.tight_layout()
+    return figure
+
+
+def augment(
+    digits: torch.Tensor,
+    hflip: bool,
+    vflip: bool,
+    angle: float,
+    crop: int,
+    brightness: float,
+    contrast: float,
+) -> torch.Tensor:
+    """The explorer's transform: flips, rotation, centered crop of crop x crop, then colour."""
+    out = digits
+    if hflip:
+        out = F.horizontal_flip(out)
+    if vflip:
+        out = F.vertical_flip(out)
+    out = F.rotate(out, float(angle))
+    if crop < SIZE:
+        out = F.resized_crop(
+            out, (SIZE - crop) // 2, (SIZE - crop) // 2, crop, crop, [SIZE, SIZE], antialias=True
+        )
+    out = F.adjust_brightness(out, brightness)
+    return F.adjust_contrast(out, contrast).clamp(0, 1)
+
+
+def show_augmented(digits: torch.Tensor, **params) -> plt.Figure:
+    """Originals (top row) and the same digits after ``augment(digits, **params)`` (bottom)."""
+    augmented = augment(digits, **params)
+    figure, axes = plt.subplots(2, len(digits), figsize=(10, 2.4))
+    for column in range(len(digits)):
+        for row, batch in enumerate((digits, augmented)):
+            axes[row, column].imshow(batch[column, 0], cmap="gray", vmin=0, vmax=1)
+            axes[row, column].set_xticks([])
+            axes[row, column].set_yticks([])
+        axes[0, column].set_title(f"label {column}", fontsize=9)
+    axes[0, 0].set_ylabel("original", fontsize=9)
+    axes[1, 0].set_ylabel("augmented", fontsize=9)
+    settings = ", ".join(f"{key}={value}" for key, value in params.items())
+    figure.suptitle(f"Augmented digits: {settings}", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def augmentation_explorer(digits: torch.Tensor) -> widgets.Widget:
+    """Sliders and checkboxes for ``augment``; the plot below them updates as you move them."""
+
+    def draw(**params) -> None:
+        show_augmented(digits, **params)
+        plt.show()
+
+    style = {"description_width": "initial"}
+    return widgets.interactive(
+        draw,
+        hflip=widgets.Checkbox(value=False, description="horizontal flip"),
+        vflip=widgets.Checkbox(value=False, description="vertical flip"),
+        angle=widgets.IntSlider(
+            value=0, min=-180, max=180, step=5, description="rotation (deg)", style=style
+        ),
+        crop=widgets.IntSlider(
+            value=28, min=8, max=28, step=1, description="crop size (px)", style=style
+        ),
+        brightness=widgets.FloatSlider(
+            value=1.0, min=0.2, max=2.0, step=0.1, description="brightness", style=style
+        ),
+        contrast=widgets.FloatSlider(
+            value=1.0, min=0.2, max=2.0, step=0.1, description="contrast", style=style
+        ),
+    )
+
+
+def random_safe_augmentation() -> v2.Transform:
+    """Two label-safe operations picked at random per image, each with random parameters.
+
+    This is the idea of RandAugment (``v2.RandAugment``) restricted to operations that keep a
+    digit's label: small rotations, mild crops, shifts, brightness and contrast.
+    """
+    safe = [
+        v2.RandomRotation(15),
+        v2.RandomResizedCrop(SIZE, scale=(0.7, 1.0), antialias=True),
+        v2.RandomAffine(degrees=0, translate=(0.1, 0.1)),
+        v2.ColorJitter(brightness=0.3, contrast=0.3),
+    ]
+    return v2.Compose([v2.RandomChoice(safe), v2.RandomChoice(safe)])
+
+
+def time_vs_space(
+    images: torch.Tensor, copies: int = 4, epochs: int = 2, seed: int = 0
+) -> dict[str, float]:
+    """Runtime augmentation vs an offline augmented copy: seconds and bytes of each.
+
+    - runtime: every epoch draws new random augmentations of every image; it costs time each
+      epoch and no extra memory, and the model never sees the same variant twice;
+    - offline: ``copies`` augmented versions of every image are made once and stored; each epoch
+      then only reads them (no augmentation time), but memory grows by ``copies`` times and the
+      model sees only those few variants.
+
+    Inputs:
+    - images: uint8 tensor (N, 1, 28, 28)
+
+    Returns a dict with the measured seconds and bytes.
+    """
+    torch.manual_seed(seed)
+    transform = random_safe_augmentation()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for image in images:
+            transform(image)
+    runtime_seconds = (time.perf_counter() - start) / epochs
+    start = time.perf_counter()
+    offline = torch.stack([transform(image) for _ in range(copies) for image in images])
+    offline_build_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(epochs):
+        offline[torch.randint(len(offline), (len(images),))]
+    offline_epoch_seconds = (time.perf_counter() - start) / epochs
+    return {
+        "images": len(images),
+        "copies": copies,
+        "runtime_seconds_per_epoch": runtime_seconds,
+        "runtime_bytes": images.nelement() * images.element_size(),
+        "offline_build_seconds": offline_build_seconds,
+        "offline_seconds_per_epoch": offline_epoch_seconds,
+        "offline_bytes": offline.nelement() * offline.element_size() + images.nelement(),
+    }
+
+
+def plot_time_vs_space(result: dict[str, float], epochs: int = 20) -> plt.Figure:
+    """Total augmentation time over ``epochs`` epochs, and memory, of the two ways."""
+    runtime_total = epochs * result["runtime_seconds_per_epoch"]
+    offline_total = result["offline_build_seconds"] + epochs * result["offline_seconds_per_epoch"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    names = ["at runtime", f"offline ({result['copies']} copies)"]
+    colors = ["tab:blue", "tab:orange"]
+    left.bar(names, [runtime_total, offline_total], color=colors, label=names)
+    left.set_ylabel("seconds spent augmenting")
+    left.set_title(f"Time over {epochs} epochs ({result['images']} images)")
+    left.legend()
+    megabytes = [result["runtime_bytes"] / 1e6, result["offline_bytes"] / 1e6]
+    right.bar(names, megabytes, color=colors, label=names)
+    right.legend()
+    right.set_ylabel("MB of images held in memory")
+    right.set_title("Space (uint8 images)")
+    figure.suptitle("Trading time for space: augment at runtime or once offline")
+    figure.tight_layout()
+    return figure
+
+
+def check_label_breaking(answer: object) -> None:
+    """Public check of the quiz answer: a set of names taken from CANDIDATES."""
+    assert isinstance(answer, set), f"label_breaking must be a set of names, not {type(answer)}."
+    unknown = answer - set(CANDIDATES)
+    assert not unknown, f"{sorted(unknown)} are not in CANDIDATES; copy names from the figure."
+    assert answer, "label_breaking is empty: put the names of the label-breaking transforms in."
+    print(f"label_breaking has {len(answer)} names from CANDIDATES (the hidden test checks them).")
