@@ -121,3 +121,94 @@ def make_exercise(repo_root: Path, name: str = "exercise_08") -> Path:
     (code / "__pycache__").mkdir()
     (code / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"cache")
     return folder
+
+
+CENTROID_MODULE = f'''"""Student module of the small demo exercise: nearest-centroid classifier."""
+
+import torch
+from torch import nn
+
+
+class CentroidClassifier(nn.Module):
+    """Nearest class mean as one linear layer: logits_k = 2 x . mu_k - |mu_k|^2."""
+
+    def __init__(self, centroids: torch.Tensor):
+        super().__init__()
+        {BEGIN_SOLUTION}
+        self.linear = nn.Linear(784, 10)
+        with torch.no_grad():
+            self.linear.weight.copy_(2 * centroids)
+            self.linear.bias.copy_(-(centroids**2).sum(dim=1))
+        {END_SOLUTION}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 28, 28) images -> (N, 10) logits."""
+        {BEGIN_SOLUTION}
+        return self.linear(x.flatten(1))
+        {END_SOLUTION}
+'''
+
+DEMO_CELLS = (
+    (
+        "setup",
+        "import os\nimport torch\nfrom exercise_code import data\n"
+        "from exercise_code.networks import CentroidClassifier\n"
+        "from exercise_code.submission import MODEL_PATH, save_model",
+        {},
+    ),
+    (
+        "train",
+        'if os.environ.get("NBGRADER_EXECUTION"):\n'
+        "    model = torch.export.load(MODEL_PATH).module()\n"
+        "else:\n"
+        '    train = data.load_split("labeled_train")\n'
+        "    images = train.images.flatten(1)\n"
+        "    centroids = torch.stack([images[train.labels == k].mean(0) for k in range(10)])\n"
+        "    model = CentroidClassifier(centroids)\n"
+        "    save_model(model)",
+        {},
+    ),
+    (
+        "test_shape",
+        "# 20 points: the classifier maps images to 10 logits\n"
+        "net = CentroidClassifier(torch.zeros(10, 784))\n"
+        "assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)",
+        {"grade": True, "locked": True, "points": 20},
+    ),
+    (
+        "test_accuracy",
+        "# 30 points: at least 50% on the public labeled test split\n"
+        'test = data.load_split("labeled_test")\n'
+        "with torch.no_grad():\n"
+        "    accuracy = (model(test.images).argmax(1) == test.labels).float().mean().item()\n"
+        "print(f'accuracy {accuracy:.2f}')\n"
+        "assert accuracy >= 0.5",
+        {"grade": True, "locked": True, "points": 30},
+    ),
+)
+
+
+def make_demo_exercise(repo_root: Path, real_exercise: Path) -> Path:
+    """A small exercise_08 with the real given files (data, model rules, submission) and a
+    notebook that 'trains' a nearest-centroid classifier in a second; 50 test points.
+
+    ``repo_root/data`` must be made to point at prepared data by the caller.
+    """
+    folder = repo_root / "exercise_08"
+    code = folder / "exercise_code"
+    code.mkdir(parents=True)
+    for given in sorted((real_exercise / "exercise_code").glob("*.py")):
+        if BEGIN_SOLUTION not in given.read_text():
+            (code / given.name).write_text(given.read_text())
+    (code / "networks.py").write_text(CENTROID_MODULE)
+    cells = [_cell("markdown", "# Demo-sized exercise 08")]
+    for grade_id, source, meta in DEMO_CELLS:
+        cells.append(
+            _cell("code", source, grade_id=grade_id, **meta) if meta else _cell("code", source)
+        )
+    for number, cell in enumerate(cells):
+        cell["id"] = f"cell-{number}"
+    notebook_json = notebook()
+    notebook_json["cells"] = cells
+    (folder / "autoencoder.ipynb").write_text(json.dumps(notebook_json, indent=1))
+    return folder
