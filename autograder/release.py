@@ -10,13 +10,14 @@ For every assignment:
    each region becomes ``# YOUR CODE HERE`` plus ``raise NotImplementedError("Implement
    <qualified name> in exercise_code/<file>.py")`` at the region's indentation, where the
    qualified name is that of the innermost enclosing ``def``/``class``.
-4. ``dist/<assignment>.zip`` is written with every file under a top folder ``<assignment>/``, so
-   it unpacks into a folder that finds its data in a ``data/`` folder beside it. The zip is
-   deterministic (sorted entries, fixed timestamps): releasing twice gives the same bytes.
-5. The leak scan reads ``course/release/<assignment>/`` and the zip and fails the command if it
-   finds a solution or hidden-test marker, a non-trivial line of solution code from the source
-   notebooks or modules, or data and model files (``data/``, ``hidden/``, ``models/``, IDX
-   files, ``.pt``/``.pt2``/``.pth``, zips).
+4. The zip is staged with every file under a top folder ``<assignment>/``, so it unpacks into a
+   folder that finds its data in a ``data/`` folder beside it. It is deterministic (sorted
+   entries, fixed timestamps): releasing twice gives the same bytes.
+5. The leak scan reads ``course/release/<assignment>/`` and the staged zip and fails the command
+   if it finds a solution or hidden-test marker, a non-trivial line of solution code from the
+   source notebooks or modules, or data and model files (``data/``, ``hidden/``, ``models/``,
+   IDX files, ``.pt``/``.pt2``/``.pth``, zips). Only a clean zip becomes
+   ``dist/<assignment>.zip``; a leaking release is deleted (folder and zip).
 
 Entry point: :func:`release`.
 """
@@ -28,6 +29,7 @@ import io
 import json
 import os
 import re
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -77,18 +79,20 @@ def release(course_dir: Path, assignments: list[str], dist_dir: Path = Path("dis
     course_dir = setup_course(course_dir, assignments)
     zips = []
     for assignment in assignments:
+        zip_path = Path(dist_dir) / f"{assignment}.zip"
+        zip_path.unlink(missing_ok=True)
         folder = _generate(course_dir, assignment)
-        zip_path = write_zip(folder, Path(dist_dir) / f"{assignment}.zip")
-        leaks = scan_release(source_dir(course_dir, assignment), folder, zip_path)
+        staged = write_zip(folder, zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp"))
+        leaks = scan_release(source_dir(course_dir, assignment), folder, staged, zip_path.name)
         if leaks:
-            zip_path.unlink(missing_ok=True)
-            shown = "; ".join(leaks[:5]) + (
-                f"; and {len(leaks) - 5} more" if len(leaks) > 5 else ""
-            )
+            staged.unlink()
+            shutil.rmtree(folder)
+            more = f"; and {len(leaks) - 5} more" if len(leaks) > 5 else ""
             raise AutograderError(
-                f"The release of {assignment} leaks ({shown}); fix the source and release again "
-                "(the zip was deleted)."
+                f"The release of {assignment} leaks ({'; '.join(leaks[:5])}{more}); fix the "
+                "source and release again (the student version and its zip were deleted)."
             )
+        os.replace(staged, zip_path)
         count = sum(1 for p in folder.rglob("*") if p.is_file())
         print(f"Released {assignment}: {count} files in {folder}, {zip_path} (leak scan clean).")
         zips.append(zip_path)
@@ -105,13 +109,17 @@ def _generate(course_dir: Path, assignment: str) -> Path:
             "fix the source notebook and release again."
         )
     folder = release_dir(course_dir, assignment)
-    for path in sorted(folder.rglob("*.py")):
-        relative = path.relative_to(folder).as_posix()
-        text = path.read_text(encoding="utf-8")
-        stripped = strip_solutions(text, relative)
-        if stripped != text:
-            path.chmod(0o644)
-            path.write_text(stripped, encoding="utf-8")
+    try:
+        for path in sorted(folder.rglob("*.py")):
+            relative = path.relative_to(folder).as_posix()
+            text = path.read_text(encoding="utf-8")
+            stripped = strip_solutions(text, relative)
+            if stripped != text:
+                path.chmod(0o644)
+                path.write_text(stripped, encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 
@@ -224,7 +232,10 @@ def _drop_hidden_tests(text: str) -> str:
 
 
 def write_zip(folder: Path, zip_path: Path) -> Path:
-    """Zip ``folder`` as ``<folder name>/...`` deterministically and atomically; return the zip."""
+    """Zip ``folder`` as ``<folder name>/...`` deterministically; return ``zip_path``.
+
+    Entries are sorted and carry a fixed date and mode, so the same files give the same bytes.
+    """
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -234,9 +245,7 @@ def write_zip(folder: Path, zip_path: Path) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, path.read_bytes())
-    tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, zip_path)
+    zip_path.write_bytes(buffer.getvalue())
     return zip_path
 
 
@@ -304,7 +313,9 @@ def solution_lines(source_folder: Path) -> tuple[set[str], set[str]]:
     return secret, given
 
 
-def _released_files(folder: Path, zip_path: Path) -> list[tuple[str, PurePosixPath, bytes]]:
+def _released_files(
+    folder: Path, zip_path: Path, zip_label: str
+) -> list[tuple[str, PurePosixPath, bytes]]:
     """``(label, path inside the zip, content)`` of every file and folder of the release."""
     entries = []
     for path in sorted(folder.rglob("*")):
@@ -314,7 +325,7 @@ def _released_files(folder: Path, zip_path: Path) -> list[tuple[str, PurePosixPa
     with zipfile.ZipFile(zip_path) as archive:
         for info in archive.infolist():
             data = b"" if info.is_dir() else archive.read(info)
-            entries.append((f"{zip_path}:{info.filename}", PurePosixPath(info.filename), data))
+            entries.append((f"{zip_label}:{info.filename}", PurePosixPath(info.filename), data))
     return entries
 
 
@@ -332,7 +343,9 @@ def _released_text(name: str, data: bytes) -> str:
     return "\n".join(parts)
 
 
-def scan_release(source_folder: Path, folder: Path, zip_path: Path) -> list[str]:
+def scan_release(
+    source_folder: Path, folder: Path, zip_path: Path, zip_label: str | None = None
+) -> list[str]:
     """Every leak in the released ``folder`` and ``zip_path``, as short descriptions.
 
     Looks for nbgrader's markers (as bytes, in any file), for lines of secret solution code
@@ -342,7 +355,7 @@ def scan_release(source_folder: Path, folder: Path, zip_path: Path) -> list[str]
     """
     secret, _ = solution_lines(source_folder)
     leaks = []
-    for name, inner, data in _released_files(folder, zip_path):
+    for name, inner, data in _released_files(folder, zip_path, zip_label or str(zip_path)):
         parts = inner.parts[1:]
         if any(part in FORBIDDEN_DIRS for part in parts) or FORBIDDEN_FILE.search(inner.name):
             leaks.append(f"{name} must not be released")

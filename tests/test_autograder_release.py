@@ -95,6 +95,8 @@ def test_a_leaking_release_fails_loudly_and_leaves_no_zip(standin_repo, tmp_path
 
     assert "fix the source and release again" in str(error.value)
     assert not (tmp_path / "dist" / "exercise_08.zip").exists()
+    assert not list((tmp_path / "dist").iterdir()), "no staged zip may be left behind"
+    assert not (tmp_path / "course" / "release" / "exercise_08").exists()
 
 
 @pytest.mark.slow
@@ -163,3 +165,17 @@ def test_real_release_is_clean_and_unpacks_next_to_a_data_folder(tmp_path):
     for module in course.student_modules("exercise_08"):
         text = (folder / module).read_text()
         assert "raise NotImplementedError(" in text and standin.BEGIN_SOLUTION not in text
+
+
+@pytest.mark.slow
+def test_unpaired_markers_in_a_module_stop_the_release_and_leave_no_student_version(
+    standin_repo, tmp_path
+):
+    module = standin_repo / "exercise_08" / "exercise_code" / "model.py"
+    module.write_text(module.read_text().replace(standin.END_SOLUTION, "", 1))
+
+    with pytest.raises(AutograderError, match="never closed|inside another"):
+        release(tmp_path / "course", ["exercise_08"], dist_dir=tmp_path / "dist")
+
+    assert not (tmp_path / "course" / "release" / "exercise_08").exists()
+    assert not (tmp_path / "dist" / "exercise_08.zip").exists()
