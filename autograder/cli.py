@@ -7,9 +7,10 @@ Run from the repository root::
     python -m autograder collect ASSIGNMENT PATH... [--id-pattern REGEX]
     python -m autograder grade ASSIGNMENT [--student ID...] [--jobs N]
     python -m autograder report ASSIGNMENT
-    python -m autograder demo
+    python -m autograder demo [--jobs N]
 
-Every command takes ``--course-dir DIR`` (default ``course``). A problem the person running the
+Every command takes ``--course-dir DIR`` (default ``course``; the demo uses its own course in
+``DIR/demo/course``). A problem the person running the
 command can fix ends the command with one sentence on stderr and exit status 1.
 """
 
@@ -67,7 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", parents=[common], help="grade table and feedback")
     report.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
 
-    commands.add_parser("demo", parents=[common], help="the whole pipeline on sample submissions")
+    demo = commands.add_parser(
+        "demo", parents=[common], help="the whole pipeline on sample submissions"
+    )
+    demo.add_argument("--jobs", type=int, default=1, metavar="N", help="grade N at a time")
     return parser
 
 
@@ -98,7 +102,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "demo":
         from .demo import demo
 
-        demo(course_dir)
+        demo(course_dir, jobs=args.jobs)
 
 
 def main(argv: list[str] | None = None) -> int:
