@@ -64,6 +64,8 @@ def report(course_dir: Path, assignment: str) -> Path:
             failures.append(student)
             pages = []
         _write_summary(course_dir, assignment, row, grades.get(student, []), pages)
+    if not rows:
+        print(f"No collected submissions of {assignment} yet; run collect, then grade.")
     print(format_table(rows))
     print(f"Wrote {path} ({len(rows)} students) and feedback in {course_dir / 'feedback'}.")
     if failures:
