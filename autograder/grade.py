@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import course
+from . import course, hidden_check
 from .course import AutograderError
 from .diagnose import (
     MAX_NOTEBOOK_BYTES,
@@ -179,6 +179,7 @@ def grade(
             with reserved_uids(jobs) as uids:
                 _grade_all(run, todo, uids)
         finally:
+            hidden_check.shutdown()
             shutil.rmtree(temp_root, ignore_errors=True)
 
 

@@ -14,19 +14,33 @@ and gives all the points if ``accuracy >= pass_accuracy``, none otherwise.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .exercise_modules import exercise_code_module
-from .sandbox import Sandbox, run_sandboxed, scrubbed_env
+from .sandbox import (
+    Outcome,
+    Sandbox,
+    kill_user_processes,
+    run_sandboxed,
+    sandbox_spec,
+    scrubbed_env,
+)
 
 WORKER = Path(__file__).with_name("hidden_worker.py")
+ZYGOTE = Path(__file__).with_name("hidden_zygote.py")
 MODEL_RELATIVE_PATH = "models/classifier.pt2"
 HIDDEN_IMAGES = "t10k-images-idx3-ubyte"
 HIDDEN_LABELS = "t10k-labels-idx1-ubyte"
@@ -74,6 +88,103 @@ def load_hidden_labels(data_dir: Path) -> np.ndarray:
     if indices is not None:
         labels = labels[indices]
     return labels.astype(np.int64)
+
+
+class _Zygote:
+    """Client of :mod:`autograder.hidden_zygote`, started on first use, shared by all threads."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.broken = False
+        self.lock = threading.Lock()
+        self.home: str | None = None
+
+    def _start(self) -> bool:
+        self.home = tempfile.mkdtemp(prefix="autograder-zygote-")
+        Path(self.home, "tmp").mkdir()
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", str(ZYGOTE)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=scrubbed_env(Path(self.home)),
+            cwd=self.home,
+            text=True,
+            start_new_session=True,
+        )
+        if self.process.stdout.readline().strip() != "ready":
+            self.close()
+            return False
+        atexit.register(self.close)
+        return True
+
+    def spawn(self, request: dict) -> int | None:
+        """Fork a worker for ``request``; its pid, or None if the zygote is not usable."""
+        with self.lock:
+            if self.broken:
+                return None
+            try:
+                if self.process is None and not self._start():
+                    self.broken = True
+                    return None
+                self.process.stdin.write(json.dumps(request) + "\n")
+                self.process.stdin.flush()
+                return int(json.loads(self.process.stdout.readline())["pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                self.broken = True
+                self.close()
+                return None
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+        if self.home:
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.home = None
+
+
+_ZYGOTE = _Zygote()
+
+
+def shutdown() -> None:
+    """Stop the warm worker parent (``grade`` calls this when it is done)."""
+    with _ZYGOTE.lock:
+        _ZYGOTE.close()
+        _ZYGOTE.broken = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _run_worker(args: list[str], sandbox: Sandbox, work_dir: Path, log: Path) -> Outcome:
+    """Run the worker on ``args`` under ``sandbox``: forked from the warm zygote when possible,
+    else as a fresh sandboxed process."""
+    start = time.monotonic()
+    spec = sandbox_spec(sandbox, work_dir)
+    pid = _ZYGOTE.spawn({"spec": spec, "args": args, "log": str(log)})
+    if pid is None:
+        argv = [sys.executable, "-I", str(WORKER), *args]
+        return run_sandboxed(argv, sandbox, work_dir, scrubbed_env(work_dir), log)
+    timed_out = False
+    while _alive(pid):
+        if time.monotonic() - start > sandbox.timeout_s:
+            timed_out = True
+            break
+        time.sleep(0.01)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if sandbox.uid is not None:
+        kill_user_processes(sandbox.uid)
+    return Outcome(0 if not timed_out else -9, timed_out, time.monotonic() - start)
 
 
 def _prepare_work_dir(work_dir: Path, uid: int | None) -> None:
@@ -144,16 +255,12 @@ def check_hidden_accuracy(
     np.save(work_dir / names["images"], np.ascontiguousarray(images, dtype=np.float32))
     for name in names.values():
         (work_dir / name).chmod(0o444)
-    argv = [
-        sys.executable,
-        "-I",
-        str(WORKER),
+    args = [
         *(str(work_dir / names[key]) for key in ("rules", "model", "images")),
         str(work_dir / "logits.npy"),
         str(work_dir / "result.json"),
     ]
-    env = scrubbed_env(work_dir)
-    outcome = run_sandboxed(argv, sandbox, work_dir, env, work_dir.parent / f"{work_dir.name}.log")
+    outcome = _run_worker(args, sandbox, work_dir, work_dir.parent / f"{work_dir.name}.log")
     result = _read_worker_result(work_dir / "result.json")
     if outcome.timed_out:
         message = (

@@ -179,6 +179,20 @@ def scrubbed_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, s
     return env
 
 
+def sandbox_spec(sandbox: Sandbox, cwd: Path) -> dict:
+    """The JSON-able isolation settings that :mod:`autograder.sandbox_exec` applies."""
+    return {
+        "memory_bytes": int(sandbox.memory_bytes),
+        "max_file_bytes": int(sandbox.max_file_bytes),
+        "max_processes": int(sandbox.max_processes),
+        "max_open_files": int(sandbox.max_open_files),
+        "uid": sandbox.uid,
+        "hidden_paths": list(sandbox.hidden_paths),
+        "reveal_paths": [sys.base_prefix, sys.prefix],
+        "cwd": str(cwd),
+    }
+
+
 def run_sandboxed(
     argv: list[str],
     sandbox: Sandbox,
@@ -193,16 +207,7 @@ def run_sandboxed(
     On timeout the process group is killed; afterwards, when a sandbox uid is used, every process
     of that uid is killed too, so nothing the command started outlives it.
     """
-    spec = {
-        "memory_bytes": int(sandbox.memory_bytes),
-        "max_file_bytes": int(sandbox.max_file_bytes),
-        "max_processes": int(sandbox.max_processes),
-        "max_open_files": int(sandbox.max_open_files),
-        "uid": sandbox.uid,
-        "hidden_paths": list(sandbox.hidden_paths),
-        "reveal_paths": [sys.base_prefix, sys.prefix],
-        "cwd": str(cwd),
-    }
+    spec = sandbox_spec(sandbox, cwd)
     command = [sys.executable, "-I", str(LAUNCHER), json.dumps(spec), "--", *argv]
     start = time.monotonic()
     timed_out = False

@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 
 import corpus_behaviour as cb
+import numpy as np
 import pytest
 
-from autograder import collect, course, release
+from autograder import collect, course, hidden_check, release
 from autograder.exercise_modules import exercise_code_module
 from autograder.grade import GradeSettings, _read_scores, grade
+from autograder.hidden_check import check_hidden_accuracy
 from autograder.results import read_result, read_results
 from autograder.sandbox import Sandbox, reserved_uids, run_sandboxed, scrubbed_env
 
@@ -65,6 +67,43 @@ def test_sandbox_drops_to_its_own_user_without_network_and_hides_paths(open_tmp)
     assert f"uid {uid}" in outcome.log
     assert "hidden []" in outcome.log
     assert "secret refused" in outcome.log and "network refused" in outcome.log
+
+
+PROBE_RULES = """
+import os, socket
+report = ['uid %d' % os.getuid(), 'hidden %s' % os.listdir(HIDDEN)]
+try:
+    socket.create_connection(('1.1.1.1', 53), timeout=2)
+    report.append('network REACHED')
+except OSError:
+    report.append('network refused')
+with open('probe.txt', 'w') as handle:
+    handle.write(chr(10).join(report))
+"""
+
+
+@ROOT_ONLY
+def test_hidden_check_workers_forked_from_the_warm_parent_are_sandboxed_too(open_tmp):
+    hidden = open_tmp / "hidden_dir"
+    hidden.mkdir()
+    (hidden / "labels").write_text("secret")
+    rules = open_tmp / "probe_rules.py"
+    rules.write_text(f"HIDDEN = {str(hidden)!r}\n" + PROBE_RULES)
+    model = open_tmp / "classifier.pt2"
+    model.write_bytes(b"not a model")
+    images = np.zeros((3, 1, 28, 28), dtype=np.float32)
+    with reserved_uids(1) as (uid,):
+        sandbox = Sandbox(
+            timeout_s=60, memory_bytes=6 * 2**30, uid=uid, hidden_paths=(str(hidden),)
+        )
+        work = open_tmp / "work"
+        check_hidden_accuracy(model, rules, images, open_tmp, work, sandbox, 50, 0.55)
+    hidden_check.shutdown()
+    assert (work / "probe.txt").read_text().splitlines() == [
+        f"uid {uid}",
+        "hidden []",
+        "network refused",
+    ]
 
 
 def test_sandbox_timeout_kills_the_whole_process_group(tmp_path):
