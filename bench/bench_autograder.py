@@ -101,9 +101,10 @@ def main() -> None:
         f"one submission (autograde + hidden check): {one:.1f} s  -> {record['status']}, "
         f"{record['total']:g}/{record['total_max']:g}, hidden accuracy {record['hidden_accuracy']}"
     )
+    runs = ", ".join(f"{seconds:.2f}" for seconds in hidden)
     print(
-        f"hidden check alone (process start incl.): median {statistics.median(hidden):.2f} s "
-        f"over {len(hidden)} runs (loading the hidden images once: {images_s:.2f} s)"
+        f"hidden check alone (process start incl.): runs {runs} s, median "
+        f"{statistics.median(hidden):.2f} s (loading the hidden images once: {images_s:.2f} s)"
     )
     print(f"{n} submissions, --jobs 1: {jobs1:.1f} s ({jobs1 / n:.1f} s each)")
     print(
