@@ -49,6 +49,7 @@ from .course import (
     autograded_dir,
     feedback_dir,
     points_available,
+    source_dir,
     submitted_dir,
 )
 from .results import STUDENT_ID_PATTERN, delete_result, read_result, write_result
@@ -243,7 +244,7 @@ def _collect_one(
 
 
 def _write_rejected(course_dir: Path, assignment: str, student_id: str, message: str) -> None:
-    tests_max, hidden_max = points_available(assignment)
+    tests_max, hidden_max = points_available(assignment, source_dir(course_dir, assignment))
     write_result(
         course_dir,
         assignment,

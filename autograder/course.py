@@ -148,9 +148,12 @@ def points_available(assignment: str, folder: Path | None = None) -> tuple[float
     """``(tests_max, hidden_max)`` of ``assignment``: graded-cell points in its notebooks
     (nbgrader cell metadata) and the hidden-accuracy points (:data:`HIDDEN_POINTS`).
 
-    ``folder`` defaults to the repository's exercise folder.
+    ``folder`` defaults to the repository's exercise folder; pass ``source_dir(course, name)``
+    to count what is actually graded.
     """
     folder = exercise_dir(assignment) if folder is None else Path(folder)
+    if not folder.is_dir():
+        folder = exercise_dir(assignment)
     tests_max = 0.0
     for path in sorted(folder.glob("*.ipynb")):
         for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):

@@ -33,6 +33,7 @@ from .course import (
     grades_csv,
     nbgrader_api,
     points_available,
+    source_dir,
     submitted_students,
     write_config,
 )
@@ -84,7 +85,7 @@ def grade_rows(course_dir: Path, assignment: str) -> list[dict]:
     for student in sorted(submitted | set(records)):
         record = records.get(student)
         if record is None:
-            tests_max, hidden_max = points_available(assignment)
+            tests_max, hidden_max = points_available(assignment, source_dir(course_dir, assignment))
             record = {
                 "student_id": student,
                 "status": "not graded",
