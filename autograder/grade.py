@@ -424,6 +424,7 @@ def _grade_one(run: _Run, student: str, uid: int | None) -> dict:
                 memory_bytes=run.settings.autograde_memory_bytes,
                 uid=uid,
                 hidden_paths=run.hidden_paths,
+                keep_paths=(str(work), str(run.student_data)),
             ),
             throwaway,
             scrubbed_env(work / "home", {"COURSE_DATA_DIR": str(run.student_data)}),

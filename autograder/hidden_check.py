@@ -100,7 +100,7 @@ class _Zygote:
         self.home: str | None = None
 
     def _start(self) -> bool:
-        self.home = tempfile.mkdtemp(prefix="autograder-zygote-")
+        self.home = tempfile.mkdtemp(prefix=f"autograder-grade-{os.getpid()}-zygote-")
         Path(self.home, "tmp").mkdir()
         self.process = subprocess.Popen(
             [sys.executable, "-I", str(ZYGOTE)],

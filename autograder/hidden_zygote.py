@@ -53,6 +53,7 @@ def child(request: dict) -> None:
     memory = max(spec["memory_bytes"], _address_space() + ADDRESS_SPACE_HEADROOM)
     sandbox_exec.set_limits({**spec, "memory_bytes": memory})
     if sandbox_exec.enter_namespaces(os.geteuid() == 0):
+        sandbox_exec.private_scratch(spec["keep_paths"])
         sandbox_exec.hide_paths(spec["hidden_paths"])
         if spec["uid"] is not None:
             sandbox_exec.reveal_paths(spec["reveal_paths"])

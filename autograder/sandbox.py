@@ -9,7 +9,8 @@ A sandboxed command runs
   still talks to nbgrader over 127.0.0.1 inside it);
 - in a new mount namespace in which :attr:`Sandbox.hidden_paths` (the real course directory, the
   data folder with the hidden labels, the source exercises with their solutions) are covered by
-  empty read-only folders;
+  empty read-only folders, and ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are private and thrown
+  away at the end (only its own work folders are bound back into ``/tmp``);
 - when the grader runs as root: as an unprivileged user id of its own (one per parallel job,
   see :data:`SANDBOX_UID_BASE`), with ``no_new_privs`` set, so it cannot write ``course/``, read
   files readable by root only, or touch another job's processes; after the command ends every
@@ -117,6 +118,8 @@ class Sandbox:
     - memory_bytes: ``RLIMIT_AS`` of every process (virtual memory, so leave room for torch).
     - uid: run as this user (and group) id; ``None`` keeps the current user.
     - hidden_paths: folders covered by an empty read-only folder inside the sandbox.
+    - keep_paths: folders under ``/tmp`` that stay visible although the sandbox gets its own
+      empty ``/tmp`` (the working folder ``cwd`` always does).
     - max_file_bytes: ``RLIMIT_FSIZE``, the largest file the command may write.
     - max_processes: ``RLIMIT_NPROC`` for the sandbox user (only enforced for non-root users).
     """
@@ -125,6 +128,7 @@ class Sandbox:
     memory_bytes: int
     uid: int | None = None
     hidden_paths: tuple[str, ...] = ()
+    keep_paths: tuple[str, ...] = ()
     max_file_bytes: int = 512 * 2**20
     max_processes: int = 512
     max_open_files: int = 1024
@@ -188,6 +192,7 @@ def sandbox_spec(sandbox: Sandbox, cwd: Path) -> dict:
         "max_open_files": int(sandbox.max_open_files),
         "uid": sandbox.uid,
         "hidden_paths": list(sandbox.hidden_paths),
+        "keep_paths": [str(cwd), *sandbox.keep_paths],
         "reveal_paths": [sys.base_prefix, sys.prefix],
         "cwd": str(cwd),
     }

@@ -94,9 +94,32 @@ def mount(source: str, target: str, fstype: str | None, flags: int, data: str | 
     )
 
 
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def private_scratch(keep: list[str]) -> None:
+    """Give the sandbox its own empty ``/tmp``, ``/var/tmp`` and ``/dev/shm`` (memory-backed,
+    gone when it ends), so nothing it writes there outlives it or reaches another sandbox.
+
+    The folders in ``keep`` that lie under them (the sandbox's own work folder) are bound back.
+    """
+    mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+    handles = {os.path.abspath(p): os.open(p, os.O_PATH) for p in keep if os.path.isdir(p)}
+    try:
+        for scratch in SCRATCH_DIRS:
+            if os.path.isdir(scratch) and not os.path.islink(scratch):
+                mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
+        for path, handle in handles.items():
+            if any(path.startswith(scratch + "/") for scratch in SCRATCH_DIRS):
+                os.makedirs(path, mode=0o711, exist_ok=True)
+                mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC, None)
+    finally:
+        for handle in handles.values():
+            os.close(handle)
+
+
 def hide_paths(paths: list[str]) -> None:
     """Cover each folder with an empty read-only tmpfs and each file with ``/dev/null``."""
-    mount("none", "/", None, MS_REC | MS_PRIVATE, None)
     for path in paths:
         if os.path.isdir(path):
             flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
@@ -141,6 +164,7 @@ def main() -> None:
     set_limits(spec)
     if enter_namespaces(as_root):
         loopback_up()
+        private_scratch(spec["keep_paths"])
         hide_paths(spec["hidden_paths"])
         if spec["uid"] is not None:
             reveal_paths(spec["reveal_paths"])

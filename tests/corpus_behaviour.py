@@ -319,6 +319,9 @@ for db in glob.glob('../../../gradebook.db') + glob.glob('../../gradebook.db'):
         connection.commit()
     except sqlite3.Error:
         pass
+for litter in ('/tmp/autograder-corpus-litter', '/var/tmp/autograder-corpus-litter'):
+    with open(litter, 'w') as handle:
+        handle.write('left behind')
 print('TAMPERED' if changed else 'tampering refused')
 """
 

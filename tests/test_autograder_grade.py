@@ -57,9 +57,12 @@ def test_sandbox_drops_to_its_own_user_without_network_and_hides_paths(open_tmp)
         "try:\n"
         "    socket.create_connection(('1.1.1.1', 53), timeout=2); print('network REACHED')\n"
         "except OSError: print('network refused')\n"
+        "open('/tmp/autograder-test-litter', 'w').write('x')\n"
     )
     with reserved_uids(1) as (uid,):
-        sandbox = Sandbox(timeout_s=60, memory_bytes=2**31, uid=uid, hidden_paths=(str(hidden),))
+        sandbox = Sandbox(
+            60, 2**31, uid=uid, hidden_paths=(str(hidden),), keep_paths=(str(tmp_path),)
+        )
         outcome = run_sandboxed(
             [sys.executable, "-c", script], sandbox, work, scrubbed_env(work), tmp_path / "log"
         )
@@ -67,6 +70,7 @@ def test_sandbox_drops_to_its_own_user_without_network_and_hides_paths(open_tmp)
     assert f"uid {uid}" in outcome.log
     assert "hidden []" in outcome.log
     assert "secret refused" in outcome.log and "network refused" in outcome.log
+    assert not Path("/tmp/autograder-test-litter").exists()
 
 
 PROBE_RULES = """
@@ -93,9 +97,8 @@ def test_hidden_check_workers_forked_from_the_warm_parent_are_sandboxed_too(open
     model.write_bytes(b"not a model")
     images = np.zeros((3, 1, 28, 28), dtype=np.float32)
     with reserved_uids(1) as (uid,):
-        sandbox = Sandbox(
-            timeout_s=60, memory_bytes=6 * 2**30, uid=uid, hidden_paths=(str(hidden),)
-        )
+        keep = (str(open_tmp),)
+        sandbox = Sandbox(60, 6 * 2**30, uid=uid, hidden_paths=(str(hidden),), keep_paths=keep)
         work = open_tmp / "work"
         check_hidden_accuracy(model, rules, images, open_tmp, work, sandbox, 50, 0.55)
     hidden_check.shutdown()

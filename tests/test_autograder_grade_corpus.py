@@ -24,6 +24,7 @@ from autograder.report import report
 from autograder.results import read_results
 
 PWNED = Path("/tmp/autograder-corpus-pwned")
+LITTER = (Path("/tmp/autograder-corpus-litter"), Path("/var/tmp/autograder-corpus-litter"))
 
 EXPECTED = {
     # kind: (status, words in the message, total of 100)
@@ -124,7 +125,7 @@ def test_every_corpus_kind_gets_a_clear_row_and_the_good_submission_keeps_full_m
     for kind, text in OUTPUT_CHECKS.items():
         notebook = course_dir / "autograded" / kind / "exercise_08" / "autoencoder.ipynb"
         assert text in _cell_text(notebook)
-    assert not PWNED.exists()
+    assert not PWNED.exists() and not any(path.exists() for path in LITTER)
     assert {"repo": _snapshot(repo), "data": _snapshot(prepared_data_dir)} == outside
     csv_path = report(course_dir, "exercise_08")
     csv_before = csv_path.read_bytes()
