@@ -183,6 +183,11 @@ def scrubbed_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, s
     return env
 
 
+def _runtime_paths() -> list[str]:
+    """What the sandboxed Python needs to run: its environment and these launcher scripts."""
+    return [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parent)]
+
+
 def sandbox_spec(sandbox: Sandbox, cwd: Path) -> dict:
     """The JSON-able isolation settings that :mod:`autograder.sandbox_exec` applies."""
     return {
@@ -192,7 +197,7 @@ def sandbox_spec(sandbox: Sandbox, cwd: Path) -> dict:
         "max_open_files": int(sandbox.max_open_files),
         "uid": sandbox.uid,
         "hidden_paths": list(sandbox.hidden_paths),
-        "keep_paths": [str(cwd), *sandbox.keep_paths],
+        "keep_paths": [str(cwd), *sandbox.keep_paths, *_runtime_paths()],
         "reveal_paths": [sys.base_prefix, sys.prefix],
         "cwd": str(cwd),
     }

@@ -111,11 +111,21 @@ def private_scratch(keep: list[str]) -> None:
                 mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
         for path, handle in handles.items():
             if any(path.startswith(scratch + "/") for scratch in SCRATCH_DIRS):
-                os.makedirs(path, mode=0o711, exist_ok=True)
+                _make_dirs(path)
                 mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC, None)
     finally:
         for handle in handles.values():
             os.close(handle)
+
+
+def _make_dirs(path: str) -> None:
+    """``mkdir -p`` with mode 0711 for every created folder: enterable, not listable."""
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        _make_dirs(parent)
+    if not os.path.isdir(path):
+        os.mkdir(path)
+        os.chmod(path, 0o711)
 
 
 def hide_paths(paths: list[str]) -> None:
