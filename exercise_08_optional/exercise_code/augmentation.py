@@ -7,6 +7,7 @@ Three pieces for the notebook:
 - ``time_vs_space``: random augmentation at runtime vs an augmented copy made once offline.
 """
 
+import io
 import time
 from collections.abc import Callable
 
@@ -103,30 +104,50 @@ def show_augmented(digits: torch.Tensor, **params) -> plt.Figure:
     return figure
 
 
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
 def augmentation_explorer(digits: torch.Tensor) -> widgets.Widget:
-    """Sliders and checkboxes for ``augment``; the plot below them updates as you move them."""
+    """Sliders and checkboxes for ``augment``; the picture below them follows as you move them.
 
-    def draw(**params) -> None:
-        show_augmented(digits, **params)
-        plt.show()
-
+    The picture is a PNG in an ``ipywidgets.Image`` that each change redraws.
+    """
     style = {"description_width": "initial"}
-    return widgets.interactive(
-        draw,
-        hflip=widgets.Checkbox(value=False, description="horizontal flip"),
-        vflip=widgets.Checkbox(value=False, description="vertical flip"),
-        angle=widgets.IntSlider(
+    controls = {
+        "hflip": widgets.Checkbox(value=False, description="horizontal flip"),
+        "vflip": widgets.Checkbox(value=False, description="vertical flip"),
+        "angle": widgets.IntSlider(
             value=0, min=-180, max=180, step=5, description="rotation (deg)", style=style
         ),
-        crop=widgets.IntSlider(
+        "crop": widgets.IntSlider(
             value=28, min=8, max=28, step=1, description="crop size (px)", style=style
         ),
-        brightness=widgets.FloatSlider(
+        "brightness": widgets.FloatSlider(
             value=1.0, min=0.2, max=2.0, step=0.1, description="brightness", style=style
         ),
-        contrast=widgets.FloatSlider(
+        "contrast": widgets.FloatSlider(
             value=1.0, min=0.2, max=2.0, step=0.1, description="contrast", style=style
         ),
+    }
+    picture = widgets.Image(format="png")
+
+    def redraw(_change: object = None) -> None:
+        params = {name: control.value for name, control in controls.items()}
+        picture.value = _png(show_augmented(digits, **params))
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox(
+        [
+            widgets.HBox(list(controls.values())[:3]),
+            widgets.HBox(list(controls.values())[3:]),
+            picture,
+        ]
     )
 
 

@@ -113,7 +113,8 @@ def check_batchnorm_forward(
     std_error = float(np.abs(out.std(axis=0) - 1).max())
     assert mean_error < 1e-7 and std_error < 1e-4, (
         f"with gamma = 1 and beta = 0 the features should have mean 0 and std 1, but they are "
-        f"off by up to {mean_error:.1e} (mean) and {std_error:.1e} (std)."
+        f"off by up to {mean_error:.1e} (mean) and {std_error:.1e} (std); normalize with the "
+        "batch mean and the BIASED batch variance."
     )
     gamma, beta = rng.normal(1, 0.5, size=d), rng.normal(0, 1, size=d)
     out = _array(batchnorm_forward(x, gamma, beta, {"mode": "train"})[0], "out (train)")
