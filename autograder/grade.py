@@ -368,7 +368,10 @@ def _grade_all(run: _Run, students: list[str], uids: list[int | None]) -> None:
 
     def work(student: str) -> None:
         digest = _submission_hash(run, student)
-        previous = read_result(run.course_dir, run.assignment, student)
+        try:
+            previous = read_result(run.course_dir, run.assignment, student)
+        except ValueError:
+            previous = None
         if previous and previous.get("submission_sha256") == digest:
             with print_lock:
                 counts["skipped"] += 1
@@ -378,11 +381,12 @@ def _grade_all(run: _Run, students: list[str], uids: list[int | None]) -> None:
         began = time.monotonic()
         try:
             record = _grade_one(run, student, slot)
+            # A failure of the grader itself is not stored as final: the next run retries it.
+            record["submission_sha256"] = digest
         except Exception as error:
             record = _internal_error_record(run, error)
         finally:
             slots.put(slot)
-        record["submission_sha256"] = digest
         write_result(run.course_dir, run.assignment, student, record)
         with print_lock:
             counts["graded"] += 1
