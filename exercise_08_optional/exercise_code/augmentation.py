@@ -44,22 +44,38 @@ def one_per_class(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.stack([images[(labels == digit).nonzero()[0, 0]] for digit in range(10)])
 
 
-def show_candidates(digits: torch.Tensor) -> plt.Figure:
-    """A grid: one row per transform in CANDIDATES, one column per digit 0..9."""
-    rows = {"original": lambda image: image, **CANDIDATES}
-    figure, axes = plt.subplots(len(rows), 10, figsize=(10, 1.1 * len(rows)))
-    for row, (name, transform) in enumerate(rows.items()):
-        for digit in range(10):
-            axis = axes[row, digit]
-            axis.imshow(transform(digits[digit])[0], cmap="gray", vmin=0, vmax=1)
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if row == 0:
-                axis.set_title(f"label {digit}", fontsize=9)
-        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-    figure.suptitle("Which transforms keep a digit's label? (rows: transform, columns: digit)")
+def _mosaic(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Rows of images (each (K, 1, 28, 28)) as one (rows * 30, K * 30) picture, 2 px apart."""
+    padded = [F.pad(row[:, 0], [1, 1, 1, 1], fill=1.0) for row in rows]
+    return torch.cat([torch.cat(list(row), dim=1) for row in padded], dim=0)
+
+
+def _show_mosaic(
+    rows: dict[str, torch.Tensor], title: str, figsize: tuple[float, float]
+) -> plt.Figure:
+    """One picture of labelled rows of digits, columns labelled with the digit 0..9."""
+    figure, axis = plt.subplots(figsize=figsize)
+    axis.imshow(_mosaic(list(rows.values())), cmap="gray", vmin=0, vmax=1)
+    step = SIZE + 2
+    columns = len(next(iter(rows.values())))
+    axis.set_xticks([step * k + step / 2 for k in range(columns)])
+    axis.set_xticklabels([f"label {k}" for k in range(columns)], fontsize=9)
+    axis.xaxis.tick_top()
+    axis.set_yticks([step * k + step / 2 for k in range(len(rows))])
+    axis.set_yticklabels(list(rows), fontsize=9)
+    axis.tick_params(length=0)
+    figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def show_candidates(digits: torch.Tensor) -> plt.Figure:
+    """A grid: one row per transform in CANDIDATES, one column per digit 0..9."""
+    rows = {"original": digits}
+    rows.update({name: torch.stack([t(d) for d in digits]) for name, t in CANDIDATES.items()})
+    return _show_mosaic(
+        rows, "Which transforms keep a digit's label? (rows: transform, columns: digit)", (9, 7)
+    )
 
 
 def augment(
@@ -88,25 +104,14 @@ def augment(
 
 def show_augmented(digits: torch.Tensor, **params) -> plt.Figure:
     """Originals (top row) and the same digits after ``augment(digits, **params)`` (bottom)."""
-    augmented = augment(digits, **params)
-    figure, axes = plt.subplots(2, len(digits), figsize=(10, 2.4))
-    for column in range(len(digits)):
-        for row, batch in enumerate((digits, augmented)):
-            axes[row, column].imshow(batch[column, 0], cmap="gray", vmin=0, vmax=1)
-            axes[row, column].set_xticks([])
-            axes[row, column].set_yticks([])
-        axes[0, column].set_title(f"label {column}", fontsize=9)
-    axes[0, 0].set_ylabel("original", fontsize=9)
-    axes[1, 0].set_ylabel("augmented", fontsize=9)
     settings = ", ".join(f"{key}={value}" for key, value in params.items())
-    figure.suptitle(f"Augmented digits: {settings}", fontsize=10)
-    figure.tight_layout()
-    return figure
+    rows = {"original": digits, "augmented": augment(digits, **params)}
+    return _show_mosaic(rows, f"Augmented digits: {settings}", (9, 2.6))
 
 
 def _png(figure: plt.Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(figure)
     return buffer.getvalue()
 

@@ -9,8 +9,6 @@ Every experiment uses a few hundred or thousand digits and full-batch or few-bat
 runs in seconds on a laptop CPU.
 """
 
-import copy
-
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
@@ -131,15 +129,15 @@ def fit(
     - train, val: (images (N, 1, 28, 28) float in [0, 1], labels (N,) int64)
     - batch_size: None for full-batch training
 
-    Returns a history dict: train_loss, train_acc, val_loss, val_acc (one value per epoch) and
-    "states", the model's state_dict after every epoch (for early stopping).
+    Returns a history dict: train_loss, train_acc, val_loss, val_acc (one value per epoch).
     """
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     n = len(train[1])
     batch_size = batch_size or n
-    history: dict[str, list] = {key: [] for key in ("train_loss", "train_acc", "val_loss")}
-    history.update(val_acc=[], states=[])
+    history: dict[str, list[float]] = {
+        key: [] for key in ("train_loss", "train_acc", "val_loss", "val_acc")
+    }
     for _ in range(epochs):
         model.train()
         for index in torch.randperm(n).split(batch_size):
@@ -151,7 +149,6 @@ def fit(
             loss, accuracy = evaluate(model, data)
             history[f"{name}_loss"].append(loss)
             history[f"{name}_acc"].append(accuracy)
-        history["states"].append(copy.deepcopy(model.state_dict()))
     return history
 
 
