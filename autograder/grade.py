@@ -250,6 +250,7 @@ def _prepare_run(course_dir: Path, assignment: str, settings: GradeSettings, tem
     hidden_points = float(course.HIDDEN_POINTS.get(assignment, 0.0))
     images = None
     if hidden_points > 0:
+        hidden_check.warm_up()
         try:
             images = load_hidden_images(settings.data_dir)
         except FileNotFoundError as error:

@@ -95,11 +95,13 @@ class _Zygote:
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
+        self.ready = False
         self.broken = False
         self.lock = threading.Lock()
         self.home: str | None = None
 
-    def _start(self) -> bool:
+    def launch(self) -> None:
+        """Start the zygote process; it imports torch in the background."""
         self.home = tempfile.mkdtemp(prefix=f"autograder-grade-{os.getpid()}-zygote-")
         Path(self.home, "tmp").mkdir()
         self.process = subprocess.Popen(
@@ -112,11 +114,7 @@ class _Zygote:
             text=True,
             start_new_session=True,
         )
-        if self.process.stdout.readline().strip() != "ready":
-            self.close()
-            return False
         atexit.register(self.close)
-        return True
 
     def spawn(self, request: dict) -> int | None:
         """Fork a worker for ``request``; its pid, or None if the zygote is not usable."""
@@ -124,9 +122,12 @@ class _Zygote:
             if self.broken:
                 return None
             try:
-                if self.process is None and not self._start():
-                    self.broken = True
-                    return None
+                if self.process is None:
+                    self.launch()
+                if not self.ready:
+                    self.ready = self.process.stdout.readline().strip() == "ready"
+                    if not self.ready:
+                        raise ValueError("the zygote did not start")
                 self.process.stdin.write(json.dumps(request) + "\n")
                 self.process.stdin.flush()
                 return int(json.loads(self.process.stdout.readline())["pid"])
@@ -140,12 +141,20 @@ class _Zygote:
             self.process.kill()
             self.process.wait()
             self.process = None
+        self.ready = False
         if self.home:
             shutil.rmtree(self.home, ignore_errors=True)
             self.home = None
 
 
 _ZYGOTE = _Zygote()
+
+
+def warm_up() -> None:
+    """Start the warm worker parent now, so that it is ready by the first check of a run."""
+    with _ZYGOTE.lock:
+        if _ZYGOTE.process is None and not _ZYGOTE.broken:
+            _ZYGOTE.launch()
 
 
 def shutdown() -> None:
