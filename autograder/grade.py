@@ -12,10 +12,12 @@ For each collected submission (``course/submitted/<student>/<assignment>/``):
    the split files only.
 3. The trusted grader reads the per-cell scores from the throwaway gradebook, caps each at the
    real gradebook's points for that cell, and writes them into the real ``course/gradebook.db``
-   with nbgrader's Gradebook API. The autograded notebooks are copied to
-   ``course/autograded/<student>/<assignment>/`` for feedback. Nothing else is trusted.
+   with nbgrader's Gradebook API (:mod:`autograder.gradebook`). The autograded notebooks are
+   copied to ``course/autograded/<student>/<assignment>/`` for feedback. Nothing else is
+   trusted; the sentence for the student comes from :mod:`autograder.diagnose`.
 4. The hidden-accuracy check (:mod:`autograder.hidden_check`) runs the submitted
-   ``models/classifier.pt2`` in its own sandboxed process.
+   ``models/classifier.pt2`` in its own sandboxed process (forked from a warm parent that
+   imported torch once per run).
 5. One result record per student (:mod:`autograder.results`) with the scores, a status
    (``graded``, ``timeout``, ``error``) and one sentence for the student.
 
@@ -34,13 +36,11 @@ import hashlib
 import os
 import queue
 import shutil
-import sqlite3
 import stat
 import sys
 import tempfile
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -54,6 +54,12 @@ from .diagnose import (
     autograde_problem,
     inspect_notebooks,
     tests_message,
+)
+from .gradebook import (
+    gradebook_cells,
+    make_template_gradebook,
+    read_capped_scores,
+    store_scores,
 )
 from .hidden_check import (
     MODEL_RELATIVE_PATH,
@@ -244,9 +250,9 @@ def _prepare_run(course_dir: Path, assignment: str, settings: GradeSettings, tem
         raise AutograderError(
             f"{source} is missing: run `python -m autograder release {assignment}` first."
         )
-    cells = _gradebook_cells(course_dir, assignment)
+    cells = gradebook_cells(course_dir, assignment)
     template_db = temp_root / "template.db"
-    _make_template_gradebook(course_dir / "gradebook.db", template_db, assignment)
+    make_template_gradebook(course_dir / "gradebook.db", template_db, assignment)
     hidden_points = float(course.HIDDEN_POINTS.get(assignment, 0.0))
     images = None
     if hidden_points > 0:
@@ -282,50 +288,6 @@ def _hideable(paths: set[Path], temp_root: Path) -> tuple[str, ...]:
         if path.exists() and not any(k == path or path in k.parents for k in keep):
             usable.append(str(path))
     return tuple(usable)
-
-
-def _gradebook_cells(course_dir: Path, assignment: str) -> dict[tuple[str, str], float]:
-    from nbgrader.api import Gradebook, MissingEntry
-
-    db = course_dir / "gradebook.db"
-    message = f"{assignment} is not in {db}: run `python -m autograder release {assignment}` first."
-    if not db.is_file():
-        raise AutograderError(message)
-    with Gradebook(f"sqlite:///{db}", course.COURSE_ID) as gb:
-        try:
-            found = gb.find_assignment(assignment)
-        except MissingEntry:
-            raise AutograderError(message) from None
-        cells = {
-            (notebook.name, cell.name): float(cell.max_score)
-            for notebook in found.notebooks
-            for cell in notebook.grade_cells
-        }
-    if not cells:
-        raise AutograderError(message)
-    return cells
-
-
-def _make_template_gradebook(real_db: Path, template: Path, assignment: str) -> None:
-    """A copy of the real gradebook with only ``assignment`` and no students (vacuumed)."""
-    from nbgrader.api import Gradebook
-
-    source = sqlite3.connect(f"file:{real_db}?mode=ro", uri=True)
-    target = sqlite3.connect(template)
-    with target:
-        source.backup(target)
-    source.close()
-    target.close()
-    with Gradebook(f"sqlite:///{template}", course.COURSE_ID) as gb:
-        for student in list(gb.students):
-            gb.remove_student(student.id)
-        for other in list(gb.assignments):
-            if other.name != assignment:
-                gb.remove_assignment(other.name)
-        gb.db.commit()
-    connection = sqlite3.connect(template)
-    connection.execute("VACUUM")
-    connection.close()
 
 
 def _student_data_copy(data_dir: Path, target: Path) -> Path:
@@ -435,13 +397,13 @@ def _grade_one(run: _Run, student: str, uid: int | None) -> dict:
             scrubbed_env(work / "home", {"COURSE_DATA_DIR": str(run.student_data)}),
             run.temp_root / f"{student}.autograde.log",
         )
-        scores = _read_scores(_inside(throwaway / "gradebook.db", work), run.cells)
+        scores = read_capped_scores(_inside(throwaway / "gradebook.db", work), run.cells)
         autograded = _inside(throwaway / "autograded" / student / run.assignment, work)
         submitted = course.submitted_dir(run.course_dir, run.assignment, student)
         grade_ids = {cell for _, cell in run.cells}
         findings = inspect_notebooks(submitted, autograded, run.notebooks, grade_ids)
         with run.gradebook_lock:
-            _store_scores(run, student, scores)
+            store_scores(run.course_dir, run.assignment, student, scores)
         _copy_autograded(run, student, autograded)
         problem = autograde_problem(
             outcome,
@@ -544,57 +506,6 @@ def _build_throwaway(run: _Run, student: str, work: Path, uid: int | None) -> Pa
             if not path.is_symlink():
                 os.chown(path, uid, uid)
     return root
-
-
-def _read_scores(db: Path, cells: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
-    """Per-cell scores from the throwaway gradebook, each capped to [0, the real points].
-
-    The file was written by the sandbox, so only numbers are taken from it: unknown cells are
-    ignored and a cell without a usable score gets 0.
-    """
-    scores = dict.fromkeys(cells, 0.0)
-    if not db.is_file() or db.is_symlink():
-        return scores
-    query = (
-        "SELECT notebook.name, base_cell.name, grade.auto_score, grade.manual_score "
-        "FROM grade JOIN base_cell ON grade.cell_id = base_cell.id "
-        "JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id "
-        "JOIN notebook ON submitted_notebook.notebook_id = notebook.id"
-    )
-    try:
-        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            rows = connection.execute(query).fetchall()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return scores
-    for notebook, cell, auto_score, manual_score in rows:
-        key = (notebook, cell)
-        value = manual_score if manual_score is not None else auto_score
-        if key in cells and isinstance(value, int | float) and value == value:
-            scores[key] = min(max(float(value), 0.0), cells[key])
-    return scores
-
-
-def _store_scores(run: _Run, student: str, scores: dict[tuple[str, str], float]) -> None:
-    """Write the capped per-cell scores into the real gradebook (nbgrader's Gradebook API)."""
-    from nbgrader.api import Gradebook
-
-    db_url = f"sqlite:///{run.course_dir / 'gradebook.db'}"
-    with warnings.catch_warnings(), Gradebook(db_url, course.COURSE_ID) as gb:
-        # nbgrader's update_or_create_submission triggers harmless SQLAlchemy autoflush warnings.
-        warnings.simplefilter("ignore")
-        gb.update_or_create_student(student)
-        submission = gb.update_or_create_submission(run.assignment, student)
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                key = (notebook.name, grade.name)
-                if key in scores:
-                    grade.auto_score = scores[key]
-                    grade.manual_score = None
-                    grade.needs_manual_grade = False
-        gb.db.commit()
 
 
 def _copy_autograded(run: _Run, student: str, autograded: Path) -> None:

@@ -18,7 +18,8 @@ import pytest
 
 from autograder import collect, course, hidden_check, release
 from autograder.exercise_modules import exercise_code_module
-from autograder.grade import GradeSettings, _read_scores, grade
+from autograder.grade import GradeSettings, grade
+from autograder.gradebook import read_capped_scores
 from autograder.hidden_check import check_hidden_accuracy
 from autograder.results import read_result, read_results
 from autograder.sandbox import Sandbox, reserved_uids, run_sandboxed, scrubbed_env
@@ -151,7 +152,7 @@ def test_scores_from_the_throwaway_gradebook_are_capped_at_the_source_points(tmp
     cells[("autoencoder", "test_c")] = 25.0
     cells[("autoencoder", "not_in_db")] = 10.0
 
-    scores = _read_scores(db, cells)
+    scores = read_capped_scores(db, cells)
 
     assert scores == {
         ("autoencoder", "test_a"): 25.0,
