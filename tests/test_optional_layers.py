@@ -275,3 +275,25 @@ def test_checks_reject_typical_mistakes_with_a_hint(mistake: str) -> None:
     run, hint = MISTAKES[mistake]
     with pytest.raises(AssertionError, match=re.escape(hint)):
         run()
+
+
+def test_your_layers_modules_train_and_evaluate_like_torchs() -> None:
+    from exercise_08_optional.exercise_code.your_layers import YourBatchNorm1d, YourDropout
+
+    x = torch.from_numpy(_batch(16, 5, seed=3)).requires_grad_(True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    ours, reference = YourBatchNorm1d(5).double(), torch.nn.BatchNorm1d(5).double()
+    ours.bn_param["running_mean"] = np.zeros(5)
+    ours.bn_param["running_var"] = np.ones(5)
+    dout = torch.from_numpy(np.random.default_rng(1).normal(size=(16, 5)))
+    ours(x).backward(dout)
+    reference(x_ref).backward(dout)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(ours.weight.grad, reference.weight.grad)
+    np.testing.assert_allclose(ours.bn_param["running_var"], reference.running_var.numpy())
+    x_test = torch.from_numpy(_batch(4, 5, seed=4))
+    torch.testing.assert_close(ours.eval()(x_test), reference.eval()(x_test))
+    dropout = YourDropout(0.5)
+    kept = dropout(torch.ones(100, 100)) != 0
+    assert 0.45 < kept.float().mean() < 0.55
+    assert torch.equal(dropout.eval()(torch.ones(3, 3)), torch.ones(3, 3))

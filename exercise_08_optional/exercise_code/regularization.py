@@ -84,21 +84,27 @@ def plot_weight_norms(norms: dict[str, list[float]]) -> plt.Figure:
 
 
 def make_mlp(
-    hidden: tuple[int, ...] = (256, 256), dropout: float = 0.0, batchnorm: bool = False
+    hidden: tuple[int, ...] = (256, 256),
+    dropout: float = 0.0,
+    batchnorm: bool = False,
+    dropout_layer: type[nn.Module] = nn.Dropout,
+    batchnorm_layer: type[nn.Module] = nn.BatchNorm1d,
 ) -> nn.Sequential:
     """An MLP for (N, 1, 28, 28) digits: [Linear -> (BatchNorm) -> ReLU -> (Dropout)] x k -> Linear.
 
     Batch norm sits before the nonlinearity (as in the batch-norm paper), dropout after it.
+    ``dropout_layer`` / ``batchnorm_layer`` pick the implementation: PyTorch's by default, or
+    ``your_layers.YourDropout`` / ``your_layers.YourBatchNorm1d``.
     """
     layers: list[nn.Module] = [nn.Flatten()]
     width = 28 * 28
     for size in hidden:
         layers.append(nn.Linear(width, size))
         if batchnorm:
-            layers.append(nn.BatchNorm1d(size))
+            layers.append(batchnorm_layer(size))
         layers.append(nn.ReLU())
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(dropout_layer(dropout))
         width = size
     layers.append(nn.Linear(width, 10))
     return nn.Sequential(*layers)
