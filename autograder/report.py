@@ -200,7 +200,11 @@ def _nbgrader_feedback(
 
 
 def _failure_reasons(course_dir: Path, assignment: str, student: str) -> dict[tuple, str]:
-    """``{(notebook, grade_id): 'ErrorName: message'}`` from the autograded notebooks."""
+    """``{(notebook, grade_id): reason}`` of failed test cells, from the autograded notebooks.
+
+    The reason is the cell's error (``ErrorName: message``) or, as nbgrader also fails a test
+    cell that writes to stderr (a warning, say), the first line it wrote there.
+    """
     reasons = {}
     for path in sorted(autograded_dir(course_dir, assignment, student).glob("*.ipynb")):
         try:
@@ -209,12 +213,25 @@ def _failure_reasons(course_dir: Path, assignment: str, student: str) -> dict[tu
             continue
         for cell in cells:
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            if grade_id and errors:
+            outputs = cell.get("outputs", [])
+            errors = [o for o in outputs if o.get("output_type") == "error"]
+            stderr = [
+                o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"
+            ]
+            if not grade_id or not (errors or stderr):
+                continue
+            if errors:
                 error = errors[-1]
                 text = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".rstrip(": ")
-                text = ANSI.sub("", text)
-                reasons[(path.stem, grade_id)] = " ".join(text.split())[:MAX_REASON_CHARS]
+            else:
+                written = "".join(
+                    "".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text"))
+                    for o in stderr
+                )
+                first = next((line for line in written.splitlines() if line.strip()), "")
+                text = f"nbgrader fails a test cell that writes to stderr, and it wrote: {first}"
+            text = " ".join(ANSI.sub("", text).split())
+            reasons[(path.stem, grade_id)] = text[:MAX_REASON_CHARS]
     return reasons
 
 

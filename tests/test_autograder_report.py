@@ -150,6 +150,10 @@ def graded_standin(tmp_path_factory, prepared_data_dir):
         hostile = f"def double(x):\n    raise ValueError({XSS!r})\n"
         display = f"from IPython.display import HTML, display\ndisplay(HTML({XSS!r}))"
         _standin_zip(inbox / "mallory.zip", source, module=hostile, extra_cell=display)
+        warner = (
+            "import warnings\n\ndef double(x):\n    warnings.warn('careful')\n    return 2 * x\n"
+        )
+        _standin_zip(inbox / "walt.zip", source, module=warner)
         (inbox / "broken.zip").write_bytes(b"PK\x03\x04 truncated")
         collect(course_dir, ASSIGNMENT, [inbox])
         grade(course_dir, ASSIGNMENT)
@@ -187,3 +191,10 @@ def test_report_after_regrading_is_identical(graded_standin):
     report(graded_standin, ASSIGNMENT)
     assert csv_path.read_bytes() == before
     assert os.stat(results.result_path(graded_standin, ASSIGNMENT, "ref")).st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_a_test_cell_failed_by_a_warning_on_stderr_is_explained(graded_standin):
+    summary = course.feedback_dir(graded_standin, ASSIGNMENT, "walt") / "summary.html"
+    text = summary.read_text()
+    assert "writes to stderr" in text and "careful" in text
