@@ -8,6 +8,7 @@ data, size-capped, and used for wording, never for scores.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,28 @@ def _error_text(cell: dict) -> str | None:
     return " ".join(text.split())[:300]
 
 
+def _stderr_text(cell: dict) -> str | None:
+    """The first line a cell wrote to stderr (nbgrader fails a test cell that writes any)."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            text = output.get("text", "")
+            text = "".join(text) if isinstance(text, list) else str(text)
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            first = lines[0] if lines else "(empty)"
+            # "/tmp/.../123.py:9: UserWarning: text" -> "UserWarning: text" (no temporary paths)
+            named = re.search(r"\b\w*(Warning|Error|Exception)\b:.*", first)
+            first = (named.group(0) if named else first)[:200]
+            return f"output on stderr, which nbgrader counts as a failed test ({first})"
+    return None
+
+
+def join_sentences(first: str, second: str) -> str:
+    """One sentence from two ("" parts are left out): ``first; also second``."""
+    if not first or not second:
+        return first or second
+    return f"{first.rstrip('.')}; also, {second[0].lower()}{second[1:]}"
+
+
 def _first_line(cell: dict) -> str:
     source = cell.get("source", "")
     source = "".join(source) if isinstance(source, list) else str(source)
@@ -93,11 +116,12 @@ def inspect_notebooks(
         graded = load_notebook(autograded / f"{name}.ipynb") or {}
         earlier_error = None
         for cell in (c for c in graded.get("cells", []) if isinstance(c, dict)):
-            error = _error_text(cell)
+            meta = _nbgrader_meta(cell)
+            is_test = meta.get("grade") and str(meta.get("grade_id")) in grade_ids
+            error = _error_text(cell) or (_stderr_text(cell) if is_test else None)
             if error is None:
                 continue
-            meta = _nbgrader_meta(cell)
-            if meta.get("grade") and str(meta.get("grade_id")) in grade_ids:
+            if is_test:
                 findings.failures[str(meta["grade_id"])] = error
                 if earlier_error and findings.first_error is None:
                     findings.first_error = earlier_error

@@ -53,6 +53,7 @@ from .diagnose import (
     NotebookFindings,
     autograde_problem,
     inspect_notebooks,
+    join_sentences,
     tests_message,
 )
 from .gradebook import (
@@ -429,8 +430,8 @@ def _grade_one(run: _Run, student: str, uid: int | None) -> dict:
     ]
     status = problem[0] if problem else "graded"
     message = problem[1] if problem else tests_message(details, findings)
-    if hidden is not None and hidden.score < hidden.max_score and not message:
-        message = hidden.message
+    if hidden is not None and hidden.score < hidden.max_score:
+        message = join_sentences(hidden.message, message)
     return _record(run, status, scores, details, hidden, message)
 
 

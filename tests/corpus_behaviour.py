@@ -369,8 +369,32 @@ while True:
         pass
 """
 
+
+def _untouched(files: dict, context: dict) -> dict:
+    """The released files as they are: stubs, no model."""
+    release_dir = context["course_dir"] / "release" / "exercise_08"
+    return {
+        p.relative_to(release_dir).as_posix(): p.read_bytes()
+        for p in sorted(release_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+WARNING_ANSWER = b"""import sys
+
+
+def answer():
+    print("answer(): computing", file=sys.stderr)
+    return 42
+"""
+
 CHANGES: dict[str, Callable[[dict, dict], dict]] = {
     "good": lambda files, context: files,
+    "untouched": _untouched,
+    "stderr_in_test": lambda files, context: {
+        **files,
+        "exercise_code/answer.py": WARNING_ANSWER,
+    },
     "notebook_missing": _without(NOTEBOOK),
     "notebook_renamed": _renamed,
     "notebook_not_json": lambda files, context: {**files, NOTEBOOK: b'{"cells": [ not json'},

@@ -29,6 +29,8 @@ LITTER = (Path("/tmp/autograder-corpus-litter"), Path("/var/tmp/autograder-corpu
 EXPECTED = {
     # kind: (status, words in the message, total of 100)
     "good": ("graded", "", 100),
+    "untouched": ("graded", "No models/classifier.pt2 in your submission", 0),
+    "stderr_in_test": ("graded", "counts as a failed test (answer(): computing)", 75),
     "notebook_missing": ("error", "has no autoencoder.ipynb", 50),
     "notebook_renamed": ("error", "found autoencoder_final.ipynb", 50),
     "notebook_not_json": ("error", "not a valid notebook", 50),
