@@ -31,7 +31,6 @@ Entry point: :func:`collect`.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -47,6 +46,7 @@ from pathlib import Path, PurePosixPath
 from .course import (
     AutograderError,
     autograded_dir,
+    course_lock,
     feedback_dir,
     points_available,
     source_dir,
@@ -103,14 +103,7 @@ def collect(
     course_dir = Path(course_dir).resolve()
     pattern = _compile(id_pattern)
     zips = _zip_files(paths)
-    course_dir.mkdir(parents=True, exist_ok=True)
-    with open(course_dir / ".grade.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AutograderError(
-                f"A grade run is using {course_dir}; wait for it to finish, then collect again."
-            ) from None
+    with course_lock(course_dir, "collect"):
         shutil.rmtree(course_dir / ".staging", ignore_errors=True)
         return _collect_all(course_dir, assignment, zips, pattern, limits)
 

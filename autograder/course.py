@@ -27,12 +27,15 @@ the course directory (as ``grade`` makes for each submission) is a working cours
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import json
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -256,6 +259,24 @@ def setup_course(course_dir: Path, assignments: list[str] | None = None) -> Path
         sync_source(course_dir, assignment)
     write_config(course_dir)
     return course_dir
+
+
+@contextmanager
+def course_lock(course_dir: Path, doing: str) -> Iterator[None]:
+    """Hold the course's lock (``.grade.lock``, the file ``grade`` locks too) while ``doing``.
+
+    Raises ``AutograderError`` at once if another command holds it.
+    """
+    course_dir = Path(course_dir)
+    course_dir.mkdir(parents=True, exist_ok=True)
+    with open(course_dir / ".grade.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AutograderError(
+                f"Another command is using {course_dir}; wait for it to finish, then {doing} again."
+            ) from None
+        yield
 
 
 def ensure_tools_on_path() -> None:

@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from .course import (
     AutograderError,
+    course_lock,
     exercise_dir,
     nbgrader_api,
     release_dir,
@@ -76,6 +77,11 @@ def release(course_dir: Path, assignments: list[str], dist_dir: Path = Path("dis
     """Release ``assignments``; return the written zips. Raises ``AutograderError`` on a leak."""
     for assignment in assignments:
         exercise_dir(assignment)
+    with course_lock(course_dir, "release"):
+        return _release_locked(course_dir, assignments, dist_dir)
+
+
+def _release_locked(course_dir: Path, assignments: list[str], dist_dir: Path) -> list[Path]:
     course_dir = setup_course(course_dir, assignments)
     zips = []
     for assignment in assignments:

@@ -49,6 +49,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=4)
     parser.add_argument("--hidden-repeats", type=int, default=3)
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="a submission zip to grade (default: the demo's)",
+    )
     args = parser.parse_args()
     data_dir = course.REPO_ROOT / "data"
     settings = GradeSettings.from_env()
@@ -56,7 +62,9 @@ def main() -> None:
         temp = Path(temp)
         course_dir, inbox = temp / "course", temp / "inbox"
         release(course_dir, [ASSIGNMENT], dist_dir=temp / "dist")
-        reference = reference_zip(course.REPO_ROOT / "course" / "demo" / "cache", data_dir)
+        reference = args.reference or reference_zip(
+            course.REPO_ROOT / "course" / "demo" / "cache", data_dir
+        )
         inbox.mkdir()
         students = [f"s{number}" for number in range(1, args.submissions + 1)]
         for student in students:
