@@ -1,4 +1,4 @@
-"""Saving the classifier and packing the submission zip (given).
+"""Saving the models and packing the submission zip (given).
 
 Paths are relative to the exercise folder (the folder of the notebook), not to the current
 working directory, so the functions work the same from the notebook, a terminal or the grader.
@@ -7,6 +7,7 @@ working directory, so the functions work the same from the notebook, a terminal 
 from __future__ import annotations
 
 import copy
+import json
 import zipfile
 from pathlib import Path
 
@@ -19,9 +20,11 @@ from .model_rules import (
     ModelRuleError,
     check_model_file,
 )
+from .networks import Autoencoder
 
 EXERCISE_DIR = Path(__file__).resolve().parent.parent
 MODEL_PATH = "models/classifier.pt2"
+AUTOENCODER_PATH = "models/autoencoder.pt"
 # Other files the notebook reads back under autograding (saved autoencoder, loss histories).
 EXTRA_MODEL_SUFFIXES = (".pt", ".json")
 
@@ -107,3 +110,53 @@ def create_submission(zip_path: str | Path = "exercise_08.zip") -> Path:
             archive.write(EXERCISE_DIR / relative, arcname=relative.as_posix())
     print(f"Wrote {zip_path} with {len(files)} files; hand in this zip.")
     return zip_path
+
+
+def save_autoencoder(
+    autoencoder: Autoencoder, history: dict, path: str | Path = AUTOENCODER_PATH
+) -> Path:
+    """Save the autoencoder's sizes, weights and training history (a small ``.pt`` file).
+
+    The notebook loads it back under autograding instead of training again.
+    Returns the absolute path of the file.
+    """
+    path = _in_exercise(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "latent_dim": autoencoder.latent_dim,
+            "hidden_sizes": list(autoencoder.hidden_sizes),
+            "state_dict": autoencoder.state_dict(),
+            "history": history,
+        },
+        path,
+    )
+    print(f"Saved the autoencoder to {path}.")
+    return path
+
+
+def load_autoencoder(path: str | Path = AUTOENCODER_PATH) -> tuple[Autoencoder, dict]:
+    """Load what save_autoencoder wrote: returns (the autoencoder in eval mode, its history)."""
+    path = _in_exercise(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No saved autoencoder at {path}; run the autoencoder training cell to create it."
+        )
+    saved = torch.load(path, weights_only=True)
+    autoencoder = Autoencoder(saved["latent_dim"], tuple(saved["hidden_sizes"]))
+    autoencoder.load_state_dict(saved["state_dict"])
+    return autoencoder.eval(), saved["history"]
+
+
+def save_history(name: str, history: dict) -> Path:
+    """Write a training history to models/<name>_history.json (plots use it under autograding)."""
+    path = _in_exercise(f"models/{name}_history.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(history))
+    return path
+
+
+def load_history(name: str) -> dict:
+    """Read what save_history wrote; an empty history if there is none."""
+    path = _in_exercise(f"models/{name}_history.json")
+    return json.loads(path.read_text()) if path.is_file() else {}

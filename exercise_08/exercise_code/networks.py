@@ -1,0 +1,164 @@
+"""The networks of exercise 08: encoder, decoder, autoencoder and classifier. Linear layers only.
+
+An autoencoder learns without labels by reconstructing its input through a bottleneck:
+
+    x (N, 1, 28, 28)  --encoder-->  z (N, latent_dim)  --decoder-->  x_hat (N, 1, 28, 28)
+
+trained so that x_hat is close to x pixel by pixel. Because z is much smaller than the 784
+pixels, the encoder must keep what matters about a digit. Transfer learning then reuses the
+encoder in a classifier: z --head--> 10 logits, trained with the few labels there are.
+
+Images reach every model as float32 in [0, 1]; a model that wants normalized inputs normalizes
+them itself (see ``normalize_pixels``), so training, saving and grading feed the same thing.
+
+You implement the parts between the solution markers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMAGE_SHAPE = (1, 28, 28)
+NUM_PIXELS = 28 * 28
+NUM_CLASSES = 10
+# Mean and standard deviation of the MNIST training pixels.
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+
+def normalize_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Standardize pixels with the MNIST statistics: (x - mean) / std.
+
+    Inputs:
+    - images: float tensor of any shape, values in [0, 1].
+
+    Returns a tensor of the same shape with roughly zero mean and unit variance.
+    """
+    return (images - MNIST_MEAN) / MNIST_STD
+
+
+class Encoder(nn.Module):
+    """Maps images to latent codes with a stack of linear layers.
+
+    Architecture, for hidden_sizes (h_1, ..., h_k):
+
+        flatten 784 -> Linear(784, h_1) -> ReLU -> ... -> Linear(h_{k-1}, h_k) -> ReLU
+                    -> Linear(h_k, latent_dim)
+
+    The last layer has no activation: the latent code may take any real value.
+
+    Inputs to forward:
+    - x: float32 images (N, 1, 28, 28) in [0, 1].
+
+    Returns the latent codes z, shape (N, latent_dim).
+    """
+
+    def __init__(self, latent_dim: int = 32, hidden_sizes: tuple[int, ...] = (512, 128)) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.hidden_sizes = tuple(hidden_sizes)
+        # Build self.layers, an nn.Sequential of nn.Linear and nn.ReLU modules as described above.
+        ### BEGIN SOLUTION
+        sizes = [NUM_PIXELS, *self.hidden_sizes]
+        layers: list[nn.Module] = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        layers.append(nn.Linear(sizes[-1], latent_dim))
+        self.layers = nn.Sequential(*layers)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = normalize_pixels(x)
+        # Flatten each image to a vector of 784 pixels and apply the layers.
+        ### BEGIN SOLUTION
+        return self.layers(x.flatten(start_dim=1))
+        ### END SOLUTION
+
+
+class Decoder(nn.Module):
+    """Maps latent codes back to images: the encoder's layers in reverse order.
+
+    Architecture, for hidden_sizes (h_1, ..., h_k) (the encoder's sizes):
+
+        Linear(latent_dim, h_k) -> ReLU -> ... -> Linear(h_2, h_1) -> ReLU
+        -> Linear(h_1, 784) -> Sigmoid -> reshape to (1, 28, 28)
+
+    The sigmoid keeps every output pixel in [0, 1], like the input images.
+
+    Inputs to forward:
+    - z: latent codes (N, latent_dim).
+
+    Returns reconstructed images x_hat, shape (N, 1, 28, 28), values in [0, 1].
+    """
+
+    def __init__(self, latent_dim: int = 32, hidden_sizes: tuple[int, ...] = (512, 128)) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.hidden_sizes = tuple(hidden_sizes)
+        # Build self.layers, an nn.Sequential that ends with nn.Sigmoid().
+        ### BEGIN SOLUTION
+        sizes = [latent_dim, *reversed(self.hidden_sizes)]
+        layers: list[nn.Module] = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        layers += [nn.Linear(sizes[-1], NUM_PIXELS), nn.Sigmoid()]
+        self.layers = nn.Sequential(*layers)
+        ### END SOLUTION
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # Apply the layers and reshape the (N, 784) result to images (N, 1, 28, 28).
+        ### BEGIN SOLUTION
+        return self.layers(z).unflatten(1, IMAGE_SHAPE)
+        ### END SOLUTION
+
+
+class Autoencoder(nn.Module):
+    """Encoder and decoder together: x_hat = decoder(encoder(x)).
+
+    Inputs to forward:
+    - x: float32 images (N, 1, 28, 28) in [0, 1].
+
+    Returns the reconstructions x_hat, shape (N, 1, 28, 28), values in [0, 1].
+    """
+
+    def __init__(self, latent_dim: int = 32, hidden_sizes: tuple[int, ...] = (512, 128)) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.hidden_sizes = tuple(hidden_sizes)
+        self.encoder = Encoder(latent_dim, hidden_sizes)
+        self.decoder = Decoder(latent_dim, hidden_sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        return self.decoder(self.encoder(x))
+        ### END SOLUTION
+
+
+class Classifier(nn.Module):
+    """An encoder followed by a small head that turns latent codes into class scores.
+
+        logits = head(encoder(x)),   head = ReLU -> Linear(latent_dim, 10)
+
+    Pass a pretrained encoder to transfer what the autoencoder learned, or a fresh
+    ``Encoder()`` to train from scratch. The encoder is used as it is (not copied), so training
+    the classifier changes the encoder you passed in.
+
+    Inputs to forward:
+    - x: float32 images (N, 1, 28, 28) in [0, 1].
+
+    Returns the logits (unnormalized class scores), shape (N, 10).
+    """
+
+    def __init__(self, encoder: Encoder, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.encoder = encoder
+        # Build self.head: ReLU, then one linear layer from the latent code to the classes.
+        ### BEGIN SOLUTION
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(encoder.latent_dim, num_classes))
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        return self.head(self.encoder(x))
+        ### END SOLUTION

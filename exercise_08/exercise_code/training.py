@@ -1,0 +1,355 @@
+"""Training loops for the autoencoder and the classifier, and how to evaluate them.
+
+The loops are given: they shuffle, batch, show a progress bar with the running loss and record
+a history of the losses. You implement what happens with ONE batch: the training steps and the
+validation steps, between the solution markers.
+
+Every function takes images as float32 tensors (N, 1, 28, 28) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+History = dict[str, list[float]]
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def reconstruction_loss(
+    reconstruction: torch.Tensor, images: torch.Tensor, kind: str = "l2"
+) -> torch.Tensor:
+    """Per-pixel reconstruction loss, averaged over all pixels of all images.
+
+        L2:  1 / (N * D) * sum_i sum_d (x_hat_id - x_id)^2
+        L1:  1 / (N * D) * sum_i sum_d |x_hat_id - x_id|
+
+    Inputs:
+    - reconstruction: x_hat, shape (N, 1, 28, 28).
+    - images: x, the same shape.
+    - kind: "l2" (mean squared error) or "l1" (mean absolute error).
+
+    Returns a scalar tensor.
+    """
+    if kind == "l2":
+        return F.mse_loss(reconstruction, images)
+    if kind == "l1":
+        return F.l1_loss(reconstruction, images)
+    raise ValueError(f"Unknown reconstruction loss {kind!r}; use 'l2' or 'l1'.")
+
+
+def count_correct(logits: torch.Tensor, labels: torch.Tensor) -> int:
+    """Number of images whose highest logit is the true class. logits (N, 10), labels (N,)."""
+    return int((logits.argmax(dim=1) == labels).sum())
+
+
+# --- One batch: what you implement -------------------------------------------------------------
+
+
+def autoencoder_train_step(
+    model: nn.Module, images: torch.Tensor, optimizer: torch.optim.Optimizer, loss_kind: str = "l2"
+) -> float:
+    """One gradient step of the autoencoder on a batch.
+
+    Reconstruct the images, compute the reconstruction loss against the images themselves
+    (no labels needed), reset the gradients, backpropagate and update the weights.
+
+    Inputs:
+    - model: the autoencoder, already in training mode.
+    - images: a batch (N, 1, 28, 28).
+    - optimizer: updates the model's parameters.
+    - loss_kind: "l2" or "l1", passed to ``reconstruction_loss``.
+
+    Returns the batch loss as a Python float.
+    """
+    ### BEGIN SOLUTION
+    loss = reconstruction_loss(model(images), images, loss_kind)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    ### END SOLUTION
+    return loss.item()
+
+
+@torch.no_grad()
+def autoencoder_val_step(model: nn.Module, images: torch.Tensor, loss_kind: str = "l2") -> float:
+    """The reconstruction loss of a batch, without changing the model (no gradients).
+
+    Inputs:
+    - model: the autoencoder, already in evaluation mode.
+    - images: a batch (N, 1, 28, 28).
+    - loss_kind: "l2" or "l1".
+
+    Returns the batch loss as a Python float.
+    """
+    ### BEGIN SOLUTION
+    loss = reconstruction_loss(model(images), images, loss_kind)
+    ### END SOLUTION
+    return loss.item()
+
+
+def classifier_train_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+) -> tuple[float, int]:
+    """One gradient step of the classifier on a batch, with the cross-entropy loss.
+
+        loss = -1/N * sum_i log softmax(logits_i)[y_i]     (F.cross_entropy)
+
+    Inputs:
+    - model: the classifier, already in training mode.
+    - images: a batch (N, 1, 28, 28); labels: (N,) int64 class indices.
+    - optimizer: updates the parameters that are being trained.
+
+    Returns (the batch loss as a float, the number of correctly classified images).
+    """
+    ### BEGIN SOLUTION
+    logits = model(images)
+    loss = F.cross_entropy(logits, labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    ### END SOLUTION
+    return loss.item(), count_correct(logits, labels)
+
+
+@torch.no_grad()
+def classifier_val_step(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor
+) -> tuple[float, int]:
+    """The cross-entropy loss and the number of correct predictions of a batch, no gradients.
+
+    Inputs:
+    - model: the classifier, already in evaluation mode.
+    - images: a batch (N, 1, 28, 28); labels: (N,) int64 class indices.
+
+    Returns (the batch loss as a float, the number of correctly classified images).
+    """
+    ### BEGIN SOLUTION
+    logits = model(images)
+    loss = F.cross_entropy(logits, labels)
+    ### END SOLUTION
+    return loss.item(), count_correct(logits, labels)
+
+
+# --- The loops: given ---------------------------------------------------------------------------
+
+
+def batches(num_items: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Shuffled index batches covering range(num_items) once (the last one may be smaller)."""
+    yield from torch.randperm(num_items, generator=generator).split(batch_size)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run tiny per-image operations on one thread: thread start-up costs more than they do."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def augment_batch(
+    images: torch.Tensor, transform: Transform | None, group_size: int = 1
+) -> torch.Tensor:
+    """Apply ``transform`` to the batch (N, 1, 28, 28), drawing new randomness per group.
+
+    torchvision's v2 transforms draw ONE set of random parameters per call, so calling them on
+    a whole batch would shift or rotate all its images the same way. Here every group of
+    ``group_size`` images gets its own call: 1 gives every image its own transformation, a
+    larger group is faster (useful for tens of thousands of images) and less varied.
+    """
+    if transform is None:
+        return images
+    with _one_thread():
+        return torch.cat([transform(group) for group in images.split(group_size)])
+
+
+def train_autoencoder(
+    model: nn.Module,
+    train_images: torch.Tensor,
+    val_images: torch.Tensor,
+    epochs: int = 3,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    loss_kind: str = "l2",
+    seed: int = 0,
+) -> History:
+    """Train the autoencoder with Adam on unlabeled images; validate after every epoch.
+
+    Inputs:
+    - model: the autoencoder.
+    - train_images: (N, 1, 28, 28); val_images: (M, 1, 28, 28), used only to measure the loss.
+    - epochs, batch_size, lr: the usual; loss_kind: "l2" or "l1".
+    - seed: seeds the shuffling.
+
+    Returns the history: "train_loss" and "val_loss" (one value per epoch) and "batch_loss"
+    (one value per training step).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history: History = {"train_loss": [], "val_loss": [], "batch_loss": []}
+    steps_per_epoch = -(-len(train_images) // batch_size)
+    with tqdm(total=epochs * steps_per_epoch, desc="autoencoder", unit="batch") as bar:
+        for epoch in range(epochs):
+            model.train()
+            total = 0.0
+            for step, index in enumerate(batches(len(train_images), batch_size, generator)):
+                loss = autoencoder_train_step(model, train_images[index], optimizer, loss_kind)
+                history["batch_loss"].append(loss)
+                total += loss
+                bar.update()
+                bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{total / (step + 1):.4f}")
+            history["train_loss"].append(total / steps_per_epoch)
+            history["val_loss"].append(evaluate_autoencoder(model, val_images, loss_kind))
+    print(
+        f"Autoencoder after {epochs} epochs: train loss {history['train_loss'][-1]:.4f}, "
+        f"val loss {history['val_loss'][-1]:.4f}"
+    )
+    return history
+
+
+@torch.no_grad()
+def evaluate_autoencoder(
+    model: nn.Module, images: torch.Tensor, loss_kind: str = "l2", batch_size: int = 2048
+) -> float:
+    """Mean reconstruction loss over ``images`` (N, 1, 28, 28), in evaluation mode."""
+    model.eval()
+    total = 0.0
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        total += autoencoder_val_step(model, batch, loss_kind) * len(batch)
+    return total / len(images)
+
+
+def make_optimizer(
+    model: nn.Module, lr: float, encoder_lr: float | None = None
+) -> torch.optim.Optimizer:
+    """Adam for a Classifier, with its own learning rate for the encoder.
+
+    - encoder_lr=None: the encoder trains with the same learning rate as the head.
+    - encoder_lr > 0: a separate (usually lower) rate, so pretrained features change slowly.
+    - encoder_lr=0: the encoder is frozen (requires_grad=False), only the head trains.
+    """
+    encoder_lr = lr if encoder_lr is None else encoder_lr
+    model.encoder.requires_grad_(encoder_lr > 0)
+    groups = [{"params": model.head.parameters(), "lr": lr}]
+    if encoder_lr > 0:
+        groups.append({"params": model.encoder.parameters(), "lr": encoder_lr})
+    return torch.optim.Adam(groups)
+
+
+def train_classifier(
+    model: nn.Module,
+    train_data: tuple[torch.Tensor, torch.Tensor],
+    val_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    epochs: int = 100,
+    batch_size: int = 25,
+    lr: float = 1e-3,
+    encoder_lr: float | None = None,
+    transform: Transform | None = None,
+    augment_group: int = 1,
+    seed: int = 0,
+    desc: str = "classifier",
+) -> History:
+    """Train a Classifier with Adam and cross-entropy; keep the epoch with the best val accuracy.
+
+    Early stopping, the cheap way: after every epoch the model is validated; at the end the
+    weights of the epoch with the highest validation accuracy (ties: lowest validation loss)
+    are restored. Without ``val_data`` the last epoch is kept.
+
+    Inputs:
+    - model: a Classifier (it has ``.encoder`` and ``.head``).
+    - train_data: (images (N, 1, 28, 28), labels (N,)); val_data: the same, or None.
+    - epochs, batch_size, lr: the usual.
+    - encoder_lr: the encoder's learning rate (None: same as lr, 0: frozen), see make_optimizer.
+    - transform: augmentation of the training images, e.g. a torchvision v2 transform;
+      augment_group: how many images share one random draw (see augment_batch).
+    - seed: seeds the shuffling.
+
+    Returns the history: "train_loss", "train_acc", "val_loss", "val_acc" per epoch, and
+    "best_epoch" (a one-element list, the 0-based epoch that was kept).
+    """
+    images, labels = train_data
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = make_optimizer(model, lr, encoder_lr)
+    history: History = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
+    best, best_state, best_epoch = None, None, epochs - 1
+    with tqdm(total=epochs, desc=desc, unit="epoch") as bar:
+        for epoch in range(epochs):
+            model.train()
+            total_loss, correct = 0.0, 0
+            for index in batches(len(images), batch_size, generator):
+                batch = augment_batch(images[index], transform, augment_group)
+                loss, right = classifier_train_step(model, batch, labels[index], optimizer)
+                total_loss += loss * len(index)
+                correct += right
+            history["train_loss"].append(total_loss / len(images))
+            history["train_acc"].append(correct / len(images))
+            postfix = {"loss": f"{history['train_loss'][-1]:.3f}"}
+            if val_data is not None:
+                val_loss, val_acc = evaluate_classifier(model, *val_data)
+                history["val_loss"].append(val_loss)
+                history["val_acc"].append(val_acc)
+                postfix["val_acc"] = f"{val_acc:.2f}"
+                if best is None or (val_acc, -val_loss) > best:
+                    best, best_epoch = (val_acc, -val_loss), epoch
+                    best_state = copy.deepcopy(model.state_dict())
+            bar.update()
+            bar.set_postfix(postfix)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history["best_epoch"] = [best_epoch]
+    model.eval()
+    return history
+
+
+def _eval_mode(model: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Put an nn.Module in evaluation mode; a loaded exported program already is (it was
+    exported in eval mode, and it refuses .eval())."""
+    if isinstance(model, nn.Module) and not isinstance(model, torch.fx.GraphModule):
+        model.eval()
+
+
+@torch.no_grad()
+def evaluate_classifier(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 2048,
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of a classifier on (images (N, 1, 28, 28), labels (N,))."""
+    _eval_mode(model)
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        batch, batch_labels = images[start : start + batch_size], labels[start : start + batch_size]
+        loss, right = classifier_val_step(model, batch, batch_labels)
+        total_loss += loss * len(batch)
+        correct += right
+    return total_loss / len(images), correct / len(images)
+
+
+@torch.no_grad()
+def predict(
+    model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int = 2048
+) -> torch.Tensor:
+    """The logits (N, 10) of a classifier (an nn.Module or a loaded exported program)."""
+    _eval_mode(model)
+    return torch.cat([model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+
+
+def accuracy(
+    model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, labels: torch.Tensor
+) -> float:
+    """Fraction of correctly classified images."""
+    return count_correct(predict(model, images), labels) / len(labels)
