@@ -1,8 +1,11 @@
 """The hidden-accuracy check: a submitted model's accuracy on the 10,000 hidden test images.
 
 The model runs in a sandboxed process (:mod:`autograder.sandbox`: time and memory limits,
-scrubbed environment, no network, its own user id when run as root) started on
-:mod:`autograder.hidden_worker`. That process gets the images only, as a ``.npy`` file of
+scrubbed environment, no network, private ``/tmp``, its own user id when run as root) that runs
+:mod:`autograder.hidden_worker`. It is forked from a warm parent (:mod:`autograder.hidden_zygote`,
+which imports torch once per grade run: about 3 s saved per check) and isolates itself before it
+opens the model; if that parent cannot start, a fresh sandboxed process is used instead.
+That process gets the images only, as a ``.npy`` file of
 float32 (N, 1, 28, 28) in [0, 1], and the source exercise's ``model_rules.py``; it writes
 logits (N, 10). The grader reads the hidden labels only after the process has exited and
 computes the accuracy itself:
