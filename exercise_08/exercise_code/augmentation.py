@@ -34,7 +34,7 @@ def digit_augmentation(strength: float = 1.0) -> v2.Transform:
 def label_breaking_augmentations() -> dict[str, v2.Transform]:
     """For illustration only: transformations that can change which digit an image shows."""
     return {
-        "horizontal flip": v2.RandomHorizontalFlip(p=1.0),
-        "rotation by 180 degrees": v2.RandomRotation(degrees=(180, 180)),
-        "crop of a third": v2.RandomResizedCrop(28, scale=(0.3, 0.35), ratio=(1.0, 1.0)),
+        "flipped": v2.RandomHorizontalFlip(p=1.0),
+        "rotated 180°": v2.RandomRotation(degrees=(180, 180)),
+        "cropped": v2.RandomResizedCrop(28, scale=(0.3, 0.35), ratio=(1.0, 1.0)),
     }

@@ -157,7 +157,9 @@ def show_interpolation(
     """A row of decoded images walking through latent space from one digit to another."""
     decoded = interpolate(autoencoder, start, end, steps)
     titles = [f"t={t:.2f}" for t in torch.linspace(0, 1, steps).tolist()]
-    return show_digits(decoded, titles, title="Decoder output along the line between two codes")
+    return show_digits(
+        decoded, titles, ncols=steps, title="Decoder output along the line between two codes"
+    )
 
 
 @torch.no_grad()
@@ -202,7 +204,8 @@ def latent_explorer(
     """
     labels = [int(label) for label in labels]
     pick_a = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image A")
-    pick_b = widgets.IntSlider(value=1, min=0, max=len(images) - 1, description="image B")
+    other_digit = next((i for i, label in enumerate(labels) if label != labels[0]), 0)
+    pick_b = widgets.IntSlider(value=other_digit, min=0, max=len(images) - 1, description="image B")
     mix = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="t")
     output = widgets.Output()
 

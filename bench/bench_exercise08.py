@@ -1,0 +1,219 @@
+"""Benchmark of exercise 08: notebook runtime and hidden-test accuracy of the reference recipe.
+
+    python bench/bench_exercise08.py [--seeds 5] [--jobs 2] [--notebook] [--going-further]
+
+Prints one table. For every seed it trains, with the reference solution and the hyperparameters
+of the notebook's hyperparameter cell (read from exercise_08/autoencoder.ipynb, so the two never
+drift apart):
+
+- the autoencoder on the unlabeled images;
+- "scratch, 100": a classifier from scratch on the 100 labeled training images (section 5);
+- "transfer, 100": the pretrained encoder fine-tuned on the same images (section 7);
+- "final transfer": the notebook's final model (pretrained, augmented, train + val labels);
+- "final scratch": the same final recipe from a fresh encoder, the fair comparison;
+
+and measures each on the 10,000 official MNIST test images (the hidden test set). Only this
+instructor-side script reads them (data/MNIST/raw/t10k-*, run ``python -m autograder data``).
+``--going-further`` adds pseudo-labelling rounds (section 10) for the first seed, ``--notebook``
+times the source notebook executed top to bottom with nbclient in a temporary copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from exercise_08.exercise_code import mnist_files, training  # noqa: E402
+from exercise_08.exercise_code.augmentation import digit_augmentation  # noqa: E402
+from exercise_08.exercise_code.data import load_split  # noqa: E402
+from exercise_08.exercise_code.going_further import self_training  # noqa: E402
+from exercise_08.exercise_code.networks import Autoencoder, Classifier, Encoder  # noqa: E402
+
+NOTEBOOK = ROOT / "exercise_08" / "autoencoder.ipynb"
+RAW = ROOT / "data" / "MNIST" / "raw"
+
+
+def notebook_hyperparameters() -> dict:
+    """The values of the notebook's hyperparameter cell (the cell that sets LATENT_DIM)."""
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    source = next("".join(c["source"]) for c in cells if "LATENT_DIM =" in "".join(c["source"]))
+    values: dict = {}
+    exec(source, {}, values)
+    return values
+
+
+def hidden_test() -> tuple[torch.Tensor, torch.Tensor]:
+    images = mnist_files.read_idx(RAW / "t10k-images-idx3-ubyte").astype(np.float32) / 255.0
+    labels = mnist_files.read_idx(RAW / "t10k-labels-idx1-ubyte").astype(np.int64)
+    return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels)
+
+
+def run_seed(seed: int, going_further: bool) -> dict:
+    """Train the notebook's models with one seed; return the hidden-test accuracies."""
+    torch.set_num_threads(1)
+    hp = notebook_hyperparameters()
+    train, val = load_split("labeled_train"), load_split("labeled_val")
+    unlabeled = load_split("unlabeled").images
+    hidden = hidden_test()
+    all_labeled = (torch.cat([train.images, val.images]), torch.cat([train.labels, val.labels]))
+    few = dict(epochs=hp["CLASSIFIER_EPOCHS"], lr=hp["CLASSIFIER_LR"], seed=seed)
+    final = dict(epochs=hp["FINAL_EPOCHS"], lr=hp["CLASSIFIER_LR"], seed=seed)
+    result: dict = {"seed": seed}
+    started = time.perf_counter()
+
+    torch.manual_seed(seed)
+    autoencoder = Autoencoder(hp["LATENT_DIM"], hp["HIDDEN_SIZES"])
+    training.train_autoencoder(
+        autoencoder,
+        unlabeled[:-1000],
+        unlabeled[-1000:],
+        epochs=hp["AE_EPOCHS"],
+        batch_size=hp["AE_BATCH_SIZE"],
+        lr=hp["AE_LR"],
+        loss_kind=hp["RECONSTRUCTION_LOSS"],
+        seed=seed,
+    )
+    result["ae_seconds"] = time.perf_counter() - started
+
+    def fresh() -> Encoder:
+        return Encoder(hp["LATENT_DIM"], hp["HIDDEN_SIZES"])
+
+    def pretrained() -> Encoder:
+        return copy.deepcopy(autoencoder.encoder)
+
+    runs = {
+        "scratch, 100": (fresh, dict(few)),
+        "transfer, 100": (pretrained, dict(few, encoder_lr=hp["ENCODER_LR"])),
+        "final scratch": (fresh, dict(final, transform=digit_augmentation())),
+        "final transfer": (
+            pretrained,
+            dict(final, encoder_lr=hp["FINAL_ENCODER_LR"], transform=digit_augmentation()),
+        ),
+    }
+    models = {}
+    for name, (encoder, options) in runs.items():
+        torch.manual_seed(seed)
+        model = Classifier(encoder())
+        is_final = name.startswith("final")
+        data = all_labeled if is_final else (train.images, train.labels)
+        val_data = None if is_final else (val.images, val.labels)
+        training.train_classifier(model, data, val_data, **options)
+        result[name] = training.accuracy(model, *hidden)
+        models[name] = model
+    if going_further:
+        torch.manual_seed(seed)
+        _, rounds = self_training(
+            autoencoder.encoder,
+            models["final transfer"],
+            all_labeled,
+            unlabeled,
+            transform=digit_augmentation(),
+            evaluate=hidden,
+            seed=seed,
+        )
+        result["going further"] = rounds[-1]["accuracy"]
+        result["rounds"] = [round(r["accuracy"], 4) for r in rounds]
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def time_notebook() -> tuple[float, dict[str, float]]:
+    """Execute the source notebook in a temporary copy; return (seconds, slowest cells)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "exercise_08"
+        shutil.copytree(
+            NOTEBOOK.parent,
+            folder,
+            ignore=shutil.ignore_patterns("models", "*.zip", "__pycache__", ".ipynb_checkpoints"),
+        )
+        notebook = nbformat.read(folder / NOTEBOOK.name, as_version=4)
+        cell_seconds: dict[str, float] = {}
+        last = [time.perf_counter()]
+
+        def on_cell_executed(cell, cell_index, execute_reply) -> None:
+            now = time.perf_counter()
+            first_line = cell.source.splitlines()[0] if cell.source else ""
+            cell_seconds[f"cell {cell_index} ({first_line[:30]})"] = now - last[0]
+            last[0] = now
+
+        started = time.perf_counter()
+        env_before = os.environ.pop("TQDM_DISABLE", None)
+        try:
+            NotebookClient(
+                notebook,
+                timeout=900,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(folder)}},
+                on_cell_executed=on_cell_executed,
+            ).execute()
+        finally:
+            if env_before is not None:
+                os.environ["TQDM_DISABLE"] = env_before
+        seconds = time.perf_counter() - started
+    slowest = dict(sorted(cell_seconds.items(), key=lambda kv: -kv[1])[:4])
+    return seconds, slowest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=2, help="seeds trained in parallel")
+    parser.add_argument("--notebook", action="store_true", help="time the source notebook")
+    parser.add_argument("--going-further", action="store_true", help="pseudo-labelling, seed 0")
+    args = parser.parse_args()
+
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    if args.notebook:
+        seconds, slowest = time_notebook()
+        print(f"notebook top to bottom: {seconds:.1f} s (load {os.getloadavg()[0]:.1f})")
+        for name, cell in slowest.items():
+            print(f"  {cell:5.1f} s  {name}")
+
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [
+            pool.submit(run_seed, seed, args.going_further and seed == 0)
+            for seed in range(args.seeds)
+        ]
+        results = [future.result() for future in futures]
+
+    columns = ["scratch, 100", "transfer, 100", "final scratch", "final transfer"]
+    if args.going_further:
+        columns.append("going further")
+    print("\nhidden test accuracy (10,000 official MNIST test images)")
+    print(f"{'seed':>4} | " + " | ".join(f"{c:>14}" for c in columns) + " | seconds")
+    for r in results:
+        cells = [f"{r[c]:14.4f}" if c in r else f"{'':>14}" for c in columns]
+        print(f"{r['seed']:>4} | " + " | ".join(cells) + f" | {r['seconds']:.0f}")
+    means = [statistics.mean(r[c] for r in results if c in r) for c in columns]
+    mins = [min(r[c] for r in results if c in r) for c in columns]
+    print(f"{'mean':>4} | " + " | ".join(f"{m:14.4f}" for m in means))
+    print(f"{'min':>4} | " + " | ".join(f"{m:14.4f}" for m in mins))
+    for a, b in (("transfer, 100", "scratch, 100"), ("final transfer", "final scratch")):
+        wins = sum(r[a] > r[b] for r in results)
+        print(f"{a} beats {b} on {wins} of {len(results)} seeds")
+    for r in results:
+        if "rounds" in r:
+            print(f"going further, seed {r['seed']}: accuracy after each round {r['rounds']}")
+
+
+if __name__ == "__main__":
+    main()
