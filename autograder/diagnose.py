@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .sandbox import Outcome
+
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 
 
@@ -169,11 +171,11 @@ def tests_message(details: list[dict], findings: NotebookFindings) -> str:
 
 
 def autograde_problem(
-    outcome, submitted: Path, notebooks: list[str], timeout_s: float, cell_timeout_s: float
+    outcome: Outcome, submitted: Path, notebooks: list[str], timeout_s: float, cell_timeout_s: float
 ) -> tuple[str, str] | None:
     """``(status, message)`` when nbgrader could not grade the notebooks normally, else None.
 
-    ``outcome`` is the sandbox's :class:`~autograder.sandbox.Outcome` of ``nbgrader autograde``.
+    ``outcome`` is what the sandbox reports of ``nbgrader autograde``.
     """
     expected = [f"{name}.ipynb" for name in notebooks]
     missing = [name for name in expected if not (submitted / name).is_file()]

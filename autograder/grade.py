@@ -161,7 +161,8 @@ def grade(
 ) -> None:
     """Grade the collected submissions of ``assignment`` (all, or only ``students``).
 
-    ``jobs`` submissions are graded in parallel. Prints one line per student and a summary.
+    ``jobs`` submissions are graded in parallel. ``settings`` (limits, data folder) defaults to
+    :meth:`GradeSettings.from_env`. Prints one line per student and a summary.
     Raises ``AutograderError`` when the course is not ready (no release, no hidden test data).
     """
     settings = settings or GradeSettings.from_env()

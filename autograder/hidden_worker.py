@@ -14,11 +14,13 @@ and writes the logits, float32 (N, 10). ``RESULT.json`` is ``{"ok": true}`` or
 import importlib.util
 import json
 import sys
+from types import ModuleType
 
 BATCH_SIZE = 2000
 
 
-def load_rules(path: str):
+def load_rules(path: str) -> ModuleType:
+    """The course's ``model_rules.py``, imported from its file path."""
     spec = importlib.util.spec_from_file_location("course_model_rules", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -26,6 +28,7 @@ def load_rules(path: str):
 
 
 def run(rules_path: str, model_path: str, images_path: str, logits_path: str) -> dict:
+    """Check and run the model; write the logits; return the result (see the module docstring)."""
     import numpy as np
     import torch
 
