@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -169,7 +170,8 @@ def run_notebook(path: Path, data_dir: Path) -> float:
     try:
         client.execute(env=_student_env(data_dir))
     except CellExecutionError as error:
-        first = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(error)).strip()
+        first = text.splitlines()[-1] if text else type(error).__name__
         raise AutograderError(
             f"The reference notebook {path.name} failed ({first[:200]}); run it by hand, fix it "
             "and run the demo again."

@@ -152,7 +152,7 @@ DEMO_CELLS = (
     (
         "setup",
         "import os\nimport torch\nfrom exercise_code import data\n"
-        "from exercise_code.networks import CentroidClassifier\n"
+        "from exercise_code.centroid import CentroidClassifier\n"
         "from exercise_code.submission import MODEL_PATH, save_model",
         {},
     ),
@@ -189,18 +189,18 @@ DEMO_CELLS = (
 
 
 def make_demo_exercise(repo_root: Path, real_exercise: Path) -> Path:
-    """A small exercise_08 with the real given files (data, model rules, submission) and a
-    notebook that 'trains' a nearest-centroid classifier in a second; 50 test points.
+    """A small exercise_08: the real ``exercise_code`` (given files and student modules, which
+    the given ones import) plus a student module ``centroid.py``, and a notebook that 'trains' a
+    nearest-centroid classifier in a second; 50 test points.
 
     ``repo_root/data`` must be made to point at prepared data by the caller.
     """
     folder = repo_root / "exercise_08"
     code = folder / "exercise_code"
     code.mkdir(parents=True)
-    for given in sorted((real_exercise / "exercise_code").glob("*.py")):
-        if BEGIN_SOLUTION not in given.read_text():
-            (code / given.name).write_text(given.read_text())
-    (code / "networks.py").write_text(CENTROID_MODULE)
+    for module in sorted((real_exercise / "exercise_code").glob("*.py")):
+        (code / module.name).write_text(module.read_text())
+    (code / "centroid.py").write_text(CENTROID_MODULE)
     cells = [_cell("markdown", "# Demo-sized exercise 08")]
     for grade_id, source, meta in DEMO_CELLS:
         cells.append(
