@@ -31,7 +31,6 @@ Entry point: :func:`grade`.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import queue
@@ -42,7 +41,6 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -173,7 +171,7 @@ def grade(
     warning = isolation_warning()
     if warning:
         print(warning)
-    with _course_lock(course_dir):
+    with course.course_lock(course_dir, "run grade"):
         todo = _students_to_grade(course_dir, assignment, students)
         if not todo:
             print(f"No collected submissions of {assignment} to grade; run collect first.")
@@ -199,19 +197,6 @@ def _students_to_grade(course_dir: Path, assignment: str, students: list[str] | 
     for student in missing:
         print(f"{student}: no collected submission of {assignment}; run collect for it first.")
     return [check_student_id(s) for s in students if s in collected]
-
-
-@contextmanager
-def _course_lock(course_dir: Path):
-    course_dir.mkdir(parents=True, exist_ok=True)
-    with open(course_dir / ".grade.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AutograderError(
-                f"Another grade run is using {course_dir}; wait for it to finish and run again."
-            ) from None
-        yield
 
 
 def _restrict(course_dir: Path, data_dir: Path) -> None:
