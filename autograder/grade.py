@@ -82,6 +82,7 @@ GRADER_VERSION = "1"
 """Part of every submission hash: bump it when a change of the grader changes results."""
 
 TEMP_PREFIX = "autograder-grade-"
+PACKAGE_DIR = Path(__file__).resolve().parent
 GiB = 2**30
 
 
@@ -250,6 +251,10 @@ def _prepare_run(course_dir: Path, assignment: str, settings: GradeSettings, tem
             raise AutograderError(str(error)) from error
     hidden = {course_dir, Path(settings.data_dir).resolve()}
     hidden |= {course.exercise_dir(a) for a in course.ASSIGNMENTS}
+    # The instructor's repositories (solutions in files and in .git history, data, course/):
+    # everything in them but the Python environment and this package is covered.
+    for repository in {course.REPO_ROOT.resolve(), PACKAGE_DIR.parent}:
+        hidden |= {entry.resolve() for entry in repository.iterdir() if not entry.is_symlink()}
     return _Run(
         course_dir=course_dir,
         assignment=assignment,
@@ -270,6 +275,7 @@ def _prepare_run(course_dir: Path, assignment: str, settings: GradeSettings, tem
 def _hideable(paths: set[Path], temp_root: Path) -> tuple[str, ...]:
     """The paths that can be covered in the sandbox: not holding its work folder or Python."""
     keep = [temp_root.resolve(), Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()]
+    keep.append(PACKAGE_DIR)
     usable = []
     for path in sorted(paths):
         if path.exists() and not any(k == path or path in k.parents for k in keep):

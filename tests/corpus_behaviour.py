@@ -26,7 +26,8 @@ END_SOLUTION = "### END " + "SOLUTION"
 BEGIN_HIDDEN = "### BEGIN " + "HIDDEN TESTS"
 END_HIDDEN = "### END " + "HIDDEN TESTS"
 
-REAL_EXERCISE = Path(__file__).resolve().parents[1] / "exercise_08"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL_EXERCISE = REPO_ROOT / "exercise_08"
 NOTEBOOK = "autoencoder.ipynb"
 STUDENT_CELL = 2
 """Index of the solution cell that the behaviour entries fill with their code."""
@@ -344,6 +345,17 @@ for top in ('/work', '/tmp', '/root', '/home', {str(data_dir)!r}):
                     found.append(os.path.join(folder, name))
                 except OSError:
                     pass
+try:
+    with open({str(REPO_ROOT / ".git" / "HEAD")!r}, 'rb') as handle:
+        handle.read(16)
+    found.append('.git')
+except OSError:
+    pass
+try:
+    if os.listdir({str(REAL_EXERCISE / "exercise_code")!r}):
+        found.append('exercise source')
+except OSError:
+    pass
 print('LEAKED ' + ' '.join(found) if found else 'no hidden labels readable')
 """
 
