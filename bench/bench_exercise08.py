@@ -195,6 +195,8 @@ def main() -> None:
         ]
         results = [future.result() for future in futures]
 
+    if not results:
+        return
     columns = ["scratch, 100", "transfer, 100", "final scratch", "final transfer"]
     if args.going_further:
         columns.append("going further")

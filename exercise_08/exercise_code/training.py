@@ -208,8 +208,9 @@ def train_autoencoder(
                 loss = autoencoder_train_step(model, train_images[index], optimizer, loss_kind)
                 history["batch_loss"].append(loss)
                 total += loss
+                running = f"{total / (step + 1):.4f}"
+                bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=running, refresh=False)
                 bar.update()
-                bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{total / (step + 1):.4f}")
             history["train_loss"].append(total / steps_per_epoch)
             history["val_loss"].append(evaluate_autoencoder(model, val_images, loss_kind))
     print(
@@ -305,8 +306,8 @@ def train_classifier(
                 if best is None or (val_acc, -val_loss) > best:
                     best, best_epoch = (val_acc, -val_loss), epoch
                     best_state = copy.deepcopy(model.state_dict())
+            bar.set_postfix(postfix, refresh=False)
             bar.update()
-            bar.set_postfix(postfix)
     if best_state is not None:
         model.load_state_dict(best_state)
     history["best_epoch"] = [best_epoch]
