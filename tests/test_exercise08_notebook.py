@@ -68,6 +68,17 @@ def stdout_of(notebook: nbformat.NotebookNode) -> str:
     )
 
 
+def graded_cells_writing_to_stderr(notebook: nbformat.NotebookNode) -> list[str]:
+    """nbgrader counts a graded cell that writes to stderr (e.g. a warning) as failed."""
+    return [
+        cell.metadata["nbgrader"]["grade_id"]
+        for cell in notebook.cells
+        if cell.metadata.get("nbgrader", {}).get("grade")
+        for output in cell.get("outputs", [])
+        if output.get("name") == "stderr" or output.get("output_type") == "error"
+    ]
+
+
 def test_grading_metadata_adds_up_to_fifty_points() -> None:
     notebook = nbformat.read(ROOT / "exercise_08" / NOTEBOOK, as_version=4)
     graded = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")]
@@ -102,12 +113,14 @@ def test_source_notebook_trains_saves_and_then_grades_from_the_saved_models(
     assert {NOTEBOOK, "models/classifier.pt2", "models/autoencoder.pt"} <= names
     assert "exercise_code/networks.py" in names
     assert "Final model: public test accuracy" in stdout_of(trained)
+    assert graded_cells_writing_to_stderr(trained) == []
     assert [path.exists() for path in repository_outputs] == existed
 
     # Under nbgrader's autograding the same notebook loads the saved models instead of training.
     (folder / "exercise_08.zip").unlink()
     graded = execute(folder, {**env, "NBGRADER_EXECUTION": "autograde"})
     text = stdout_of(graded)
+    assert graded_cells_writing_to_stderr(graded) == []
     assert "autograding: True" in text
     assert "Autoencoder after" not in text, "the autoencoder must not train under autograding"
     assert "Saved the classifier" not in text
