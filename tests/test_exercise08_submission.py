@@ -181,3 +181,22 @@ def test_create_submission_zips_notebook_code_and_models(exercise_copy: Path) ->
     assert "models/notes.txt" not in names
     expected_notebooks = {p.name for p in exercise_copy.glob("*.ipynb")}
     assert expected_notebooks <= names
+
+
+def test_autoencoder_and_history_round_trip(exercise_copy: Path) -> None:
+    from exercise_08.exercise_code.networks import Autoencoder
+
+    autoencoder = Autoencoder(latent_dim=3, hidden_sizes=(8,))
+    history = {"train_loss": [0.5, 0.25], "val_loss": [0.4, 0.3], "batch_loss": [0.6]}
+    submission.save_autoencoder(autoencoder, history)
+    submission.save_history("final", {"train_loss": [1.0]})
+
+    loaded, loaded_history = submission.load_autoencoder()
+    images = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), autoencoder.eval()(images))
+    assert loaded_history == history and not loaded.training
+    assert submission.load_history("final") == {"train_loss": [1.0]}
+    assert submission.load_history("missing") == {}
+    with pytest.raises(FileNotFoundError, match="run the autoencoder training cell"):
+        submission.load_autoencoder("models/none.pt")
