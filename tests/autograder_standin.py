@@ -53,47 +53,20 @@ def check_positive(value):
 '''
 
 
-def _cell(kind: str, source: str, **nbgrader: object) -> dict:
+def nbgrader_cell(kind: str, source: str, **nbgrader: object) -> dict:
+    """A notebook cell; keyword arguments become its nbgrader metadata (none: an ordinary cell)."""
     cell = {"cell_type": kind, "metadata": {}, "source": source}
     if kind == "code":
         cell.update(execution_count=None, outputs=[])
     if nbgrader:
-        meta = {"grade": False, "solution": False, "locked": False, "schema_version": 3}
-        meta.update(nbgrader)
-        meta.setdefault("task", False)
+        meta = {"grade": False, "solution": False, "locked": False, "task": False}
+        meta.update(nbgrader, schema_version=3)
         cell["metadata"]["nbgrader"] = meta
     return cell
 
 
-def notebook(test_points: tuple[int, int] = (2, 3)) -> dict:
-    """The stand-in notebook: a solution cell and two graded test cells."""
-    cells = [
-        _cell("markdown", "# Stand-in exercise\nImplement `double` and `triple`."),
-        _cell("code", "from exercise_code.model import double", grade_id="imports", locked=True),
-        _cell(
-            "code",
-            f"def triple(x):\n    {BEGIN_SOLUTION}\n    {SECRET_LINES[2]}\n    {END_SOLUTION}",
-            grade_id="triple",
-            solution=True,
-        ),
-        _cell(
-            "code",
-            f"# {test_points[0]} points: double\nassert double(2) == 4\n"
-            f"{BEGIN_HIDDEN}\n{SECRET_LINES[3]}\n{END_HIDDEN}",
-            grade_id="test_double",
-            grade=True,
-            locked=True,
-            points=test_points[0],
-        ),
-        _cell(
-            "code",
-            f"# {test_points[1]} points: triple\nassert triple(3) == 9",
-            grade_id="test_triple",
-            grade=True,
-            locked=True,
-            points=test_points[1],
-        ),
-    ]
+def notebook_document(cells: list[dict]) -> dict:
+    """An nbformat 4.5 notebook of ``cells``, each given the id ``cell-<number>``."""
     for number, cell in enumerate(cells):
         cell["id"] = f"cell-{number}"
     return {
@@ -105,6 +78,40 @@ def notebook(test_points: tuple[int, int] = (2, 3)) -> dict:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
+
+
+def notebook(test_points: tuple[int, int] = (2, 3)) -> dict:
+    """The stand-in notebook: a solution cell and two graded test cells."""
+    cells = [
+        nbgrader_cell("markdown", "# Stand-in exercise\nImplement `double` and `triple`."),
+        nbgrader_cell(
+            "code", "from exercise_code.model import double", grade_id="imports", locked=True
+        ),
+        nbgrader_cell(
+            "code",
+            f"def triple(x):\n    {BEGIN_SOLUTION}\n    {SECRET_LINES[2]}\n    {END_SOLUTION}",
+            grade_id="triple",
+            solution=True,
+        ),
+        nbgrader_cell(
+            "code",
+            f"# {test_points[0]} points: double\nassert double(2) == 4\n"
+            f"{BEGIN_HIDDEN}\n{SECRET_LINES[3]}\n{END_HIDDEN}",
+            grade_id="test_double",
+            grade=True,
+            locked=True,
+            points=test_points[0],
+        ),
+        nbgrader_cell(
+            "code",
+            f"# {test_points[1]} points: triple\nassert triple(3) == 9",
+            grade_id="test_triple",
+            grade=True,
+            locked=True,
+            points=test_points[1],
+        ),
+    ]
+    return notebook_document(cells)
 
 
 def make_exercise(repo_root: Path, name: str = "exercise_08") -> Path:
@@ -201,14 +208,10 @@ def make_demo_exercise(repo_root: Path, real_exercise: Path) -> Path:
     for module in sorted((real_exercise / "exercise_code").glob("*.py")):
         (code / module.name).write_text(module.read_text())
     (code / "centroid.py").write_text(CENTROID_MODULE)
-    cells = [_cell("markdown", "# Demo-sized exercise 08")]
+    cells = [nbgrader_cell("markdown", "# Demo-sized exercise 08")]
     for grade_id, source, meta in DEMO_CELLS:
-        cells.append(
-            _cell("code", source, grade_id=grade_id, **meta) if meta else _cell("code", source)
-        )
-    for number, cell in enumerate(cells):
-        cell["id"] = f"cell-{number}"
-    notebook_json = notebook()
-    notebook_json["cells"] = cells
+        metadata = {"grade_id": grade_id, **meta} if meta else {}
+        cells.append(nbgrader_cell("code", source, **metadata))
+    notebook_json = notebook_document(cells)
     (folder / "autoencoder.ipynb").write_text(json.dumps(notebook_json, indent=1))
     return folder

@@ -21,10 +21,14 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-BEGIN_SOLUTION = "### BEGIN " + "SOLUTION"
-END_SOLUTION = "### END " + "SOLUTION"
-BEGIN_HIDDEN = "### BEGIN " + "HIDDEN TESTS"
-END_HIDDEN = "### END " + "HIDDEN TESTS"
+from autograder_standin import (
+    BEGIN_HIDDEN,
+    BEGIN_SOLUTION,
+    END_HIDDEN,
+    END_SOLUTION,
+    nbgrader_cell,
+    notebook_document,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_EXERCISE = REPO_ROOT / "exercise_08"
@@ -51,64 +55,41 @@ def check_answer(value):
 '''
 
 
-def _cell(kind: str, source: str, number: int, **nbgrader: object) -> dict:
-    cell = {"cell_type": kind, "id": f"cell-{number}", "metadata": {}, "source": source}
-    if kind == "code":
-        cell.update(execution_count=None, outputs=[])
-    if nbgrader:
-        meta = {"grade": False, "solution": False, "locked": False, "task": False}
-        meta.update(nbgrader, schema_version=3)
-        cell["metadata"]["nbgrader"] = meta
-    return cell
-
-
 def source_notebook() -> dict:
     cells = [
-        _cell("markdown", "# Stand-in exercise\nImplement `answer`.", 0),
-        _cell(
+        nbgrader_cell("markdown", "# Stand-in exercise\nImplement `answer`."),
+        nbgrader_cell(
             "code",
             "from exercise_code.answer import answer\n"
             "from exercise_code.helpers import check_answer",
-            1,
             grade_id="imports",
             locked=True,
         ),
-        _cell(
+        nbgrader_cell(
             "code",
             f"{BEGIN_SOLUTION}\nvalue = answer()\n{END_SOLUTION}",
-            2,
             grade_id="student_code",
             solution=True,
         ),
-        _cell(
+        nbgrader_cell(
             "code",
             "# 25 points: answer() is right\ncheck_answer(answer())",
-            3,
             grade_id="test_answer",
             grade=True,
             locked=True,
             points=25,
         ),
-        _cell(
+        nbgrader_cell(
             "code",
             f"# 25 points: value is right\nassert value == 42, 'value must be 42'\n"
             f"{BEGIN_HIDDEN}\nassert value + 0 == 42\n{END_HIDDEN}",
-            4,
             grade_id="test_value",
             grade=True,
             locked=True,
             points=25,
         ),
     ]
-    return {
-        "cells": cells,
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
+    return notebook_document(cells)
 
 
 def make_exercise(repo_root: Path, name: str = "exercise_08") -> Path:
