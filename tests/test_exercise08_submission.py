@@ -200,3 +200,20 @@ def test_autoencoder_and_history_round_trip(exercise_copy: Path) -> None:
     assert submission.load_history("missing") == {}
     with pytest.raises(FileNotFoundError, match="run the autoencoder training cell"):
         submission.load_autoencoder("models/none.pt")
+
+
+def test_an_interrupted_create_submission_keeps_the_previous_zip(
+    exercise_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submission.save_model(LinearClassifier())
+    zip_path = submission.create_submission()
+    before = zip_path.read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        submission.create_submission()
+    assert zip_path.read_bytes() == before
+    assert not list(exercise_copy.glob("*.part"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -104,9 +105,14 @@ def create_submission(zip_path: str | Path = "exercise_08.zip") -> Path:
     check_model_file(_in_exercise(MODEL_PATH))
     files = _submission_files()
     zip_path = _in_exercise(zip_path)
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for relative in files:
-            archive.write(EXERCISE_DIR / relative, arcname=relative.as_posix())
+    partial = zip_path.with_name(zip_path.name + ".part")  # renamed only once complete
+    try:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for relative in files:
+                archive.write(EXERCISE_DIR / relative, arcname=relative.as_posix())
+        os.replace(partial, zip_path)
+    finally:
+        partial.unlink(missing_ok=True)
     print(f"Wrote {zip_path} with {len(files)} files; hand in this zip.")
     return zip_path
 

@@ -4,6 +4,7 @@ Paths are relative to the exercise folder (the folder of the notebook), not to t
 working directory, so the function works the same from the notebook, a terminal or the grader.
 """
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -28,8 +29,13 @@ def create_submission(zip_path: str | Path = "exercise_08_optional.zip") -> Path
             f"No notebook found in {EXERCISE_DIR}: put regularization.ipynb back and try again."
         )
     files = notebooks + sorted((EXERCISE_DIR / "exercise_code").glob("*.py"))
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
-            archive.write(path, path.relative_to(EXERCISE_DIR).as_posix())
+    partial = zip_path.with_name(zip_path.name + ".part")  # renamed only once complete
+    try:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                archive.write(path, path.relative_to(EXERCISE_DIR).as_posix())
+        os.replace(partial, zip_path)
+    finally:
+        partial.unlink(missing_ok=True)
     print(f"Wrote {zip_path} ({len(files)} files): hand in this file.")
     return zip_path
