@@ -100,4 +100,4 @@ def run(data_dir: Path = Path("data")) -> None:
         origin = ", ".join(sources) or "the files present"
         print(f"Prepared from {origin} in {seconds:.1f} s.")
     else:
-        print(f"Nothing to do: every file was already there and verified in {seconds:.2f} s).")
+        print(f"Nothing to do: every file was already there and verified in {seconds:.2f} s.")
