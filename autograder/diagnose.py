@@ -7,12 +7,11 @@ data, size-capped, and used for wording, never for scores.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sandbox import Outcome
+from .sandbox import Outcome, read_untrusted_json
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 
@@ -36,13 +35,7 @@ class NotebookFindings:
 
 def load_notebook(path: Path) -> dict | None:
     """The notebook at ``path`` as a dict, or None (missing, a link, too big, not JSON)."""
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_NOTEBOOK_BYTES:
-        return None
-    try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return notebook if isinstance(notebook, dict) else None
+    return read_untrusted_json(path, MAX_NOTEBOOK_BYTES)
 
 
 def _nbgrader_meta(cell: object) -> dict:

@@ -37,6 +37,7 @@ from .sandbox import (
     Outcome,
     Sandbox,
     kill_user_processes,
+    read_untrusted_json,
     run_sandboxed,
     sandbox_spec,
     scrubbed_env,
@@ -220,16 +221,6 @@ def _read_logits(path: Path, count: int) -> np.ndarray | None:
     return logits
 
 
-def _read_worker_result(path: Path) -> dict | None:
-    if not path.is_file() or path.is_symlink() or path.stat().st_size > 100_000:
-        return None
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return result if isinstance(result, dict) else None
-
-
 def check_hidden_accuracy(
     model_path: Path,
     rules_path: Path,
@@ -273,7 +264,7 @@ def check_hidden_accuracy(
         str(work_dir / "result.json"),
     ]
     outcome = _run_worker(args, sandbox, work_dir, work_dir.parent / f"{work_dir.name}.log")
-    result = _read_worker_result(work_dir / "result.json")
+    result = read_untrusted_json(work_dir / "result.json", max_bytes=100_000)
     if outcome.timed_out:
         message = (
             f"Your model took longer than {sandbox.timeout_s:g} s to classify the hidden test "

@@ -109,6 +109,20 @@ def isolation_warning() -> str | None:
     )
 
 
+def read_untrusted_json(path: Path, max_bytes: int) -> dict | None:
+    """A JSON object from a file untrusted code may have written, or None.
+
+    None when the file is missing, a link, larger than ``max_bytes``, not JSON or not an object.
+    """
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > max_bytes:
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """How to run one untrusted command.

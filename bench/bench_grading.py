@@ -31,7 +31,6 @@ import corpus_behaviour as cb  # noqa: E402
 
 from autograder import course, hidden_check, results  # noqa: E402
 from autograder.collect import collect  # noqa: E402
-from autograder.exercise_modules import exercise_code_module  # noqa: E402
 from autograder.grade import GradeSettings, grade  # noqa: E402
 from autograder.release import release  # noqa: E402
 from autograder.sandbox import Sandbox, reserved_uids  # noqa: E402
@@ -111,21 +110,14 @@ def main() -> None:
         cb.make_exercise(course.REPO_ROOT)
         course_dir = temp / "course"
         release(course_dir, [ASSIGNMENT], dist_dir=temp / "dist")
-        files = exercise_code_module("exercise_08", "mnist_files")
-        raw = data_dir / "MNIST" / "raw"
-        models = cb.make_models(
-            temp / "models",
-            files.read_idx(raw / "train-images-idx3-ubyte"),
-            files.read_idx(raw / "train-labels-idx1-ubyte"),
-        )
-        context = {"models": models, "course_dir": course_dir, "data_dir": data_dir}
+        context = cb.corpus_context(temp, course_dir, data_dir)
         release_dir = course_dir / "release" / ASSIGNMENT
         good = cb.corpus(release_dir, context, ["good"])
         collect(course_dir, ASSIGNMENT, [_zips(temp / "good", good, args.submissions)])
         students = course.submitted_students(course_dir, ASSIGNMENT)
 
         one = _timed(grade, course_dir, ASSIGNMENT, students[:1], 1, settings)
-        hidden = _hidden_check_seconds(models, data_dir, args.hidden_repeats)
+        hidden = _hidden_check_seconds(context["models"], data_dir, args.hidden_repeats)
         for student in students:
             results.delete_result(course_dir, ASSIGNMENT, student)
         jobs1 = _timed(grade, course_dir, ASSIGNMENT, None, 1, settings)

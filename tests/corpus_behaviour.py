@@ -193,6 +193,20 @@ def make_models(folder: Path, train_images, train_labels) -> dict[str, Path]:
     return paths
 
 
+def corpus_context(work_dir: Path, course_dir: Path, data_dir: Path) -> dict:
+    """What :func:`corpus` needs: models trained on ``data_dir``'s training images, and paths."""
+    from autograder.exercise_modules import exercise_code_module
+
+    files = exercise_code_module("exercise_08", "mnist_files")
+    raw = Path(data_dir) / "MNIST" / "raw"
+    models = make_models(
+        Path(work_dir) / "models",
+        files.read_idx(raw / "train-images-idx3-ubyte"),
+        files.read_idx(raw / "train-labels-idx1-ubyte"),
+    )
+    return {"models": models, "course_dir": course_dir, "data_dir": data_dir}
+
+
 MODEL_KINDS = (
     "good",
     "untrained",

@@ -18,7 +18,6 @@ import corpus_behaviour as cb
 import pytest
 
 from autograder import collect, course, release
-from autograder.exercise_modules import exercise_code_module
 from autograder.grade import GradeSettings, grade
 from autograder.report import report
 from autograder.results import read_results
@@ -89,14 +88,7 @@ def test_every_corpus_kind_gets_a_clear_row_and_the_good_submission_keeps_full_m
     monkeypatch.setattr(course, "REPO_ROOT", repo)
     course_dir = tmp_path / "course"
     release.release(course_dir, ["exercise_08"], dist_dir=tmp_path / "dist")
-    files = exercise_code_module("exercise_08", "mnist_files")
-    raw = prepared_data_dir / "MNIST" / "raw"
-    models = cb.make_models(
-        tmp_path / "models",
-        files.read_idx(raw / "train-images-idx3-ubyte"),
-        files.read_idx(raw / "train-labels-idx1-ubyte"),
-    )
-    context = {"models": models, "course_dir": course_dir, "data_dir": prepared_data_dir}
+    context = cb.corpus_context(tmp_path, course_dir, prepared_data_dir)
     zips = tmp_path / "zips"
     zips.mkdir()
     for kind, content in cb.corpus(course_dir / "release" / "exercise_08", context).items():
