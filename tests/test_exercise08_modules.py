@@ -36,6 +36,25 @@ def test_public_checks_pass_on_the_reference_solution() -> None:
     checks.check_classifier_steps()
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_encoder_check_passes_whatever_the_initial_weights(seed: int) -> None:
+    """A correct encoder whose random latent codes happen to be all positive still passes."""
+    torch.manual_seed(seed)
+    checks.check_encoder(latent_dim=3, hidden_sizes=(20,))
+
+
+def test_encoder_check_catches_an_activation_after_the_last_layer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def forward_with_final_relu(self, x):
+        return torch.relu(self.layers(x.flatten(start_dim=1)))
+
+    monkeypatch.setattr(checks.Encoder, "forward", forward_with_final_relu)
+    torch.manual_seed(0)
+    with pytest.raises(AssertionError, match="apply no activation"):
+        checks.check_encoder()
+
+
 @pytest.mark.parametrize("latent_dim, hidden_sizes", [(2, (16,)), (32, (512, 128)), (7, (9, 8, 7))])
 def test_shapes_and_ranges(latent_dim: int, hidden_sizes: tuple[int, ...]) -> None:
     images = torch.rand(3, 1, 28, 28)
