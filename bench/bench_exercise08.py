@@ -8,9 +8,13 @@ drift apart):
 
 - the autoencoder on the unlabeled images;
 - "scratch, 100": a classifier from scratch on the 100 labeled training images (section 5);
-- "transfer, 100": the pretrained encoder fine-tuned on the same images (section 7);
-- "final transfer": the notebook's final model (pretrained, augmented, train + val labels);
-- "final scratch": the same final recipe from a fresh encoder, the fair comparison;
+- "frozen, 100": the pretrained encoder frozen, only the head trained (section 7, step 1);
+- "fine-tune only, 100": the pretrained encoder fine-tuned at once, without step 1 (for
+  comparison: what the head-first step is worth);
+- "transfer, 100": step 1, then fine-tuning everything (section 7, step 2);
+- "final transfer": the notebook's final model (pretrained, fine-tuned at once with
+  augmentation on train + val labels, section 8);
+- "final scratch": the same final recipe from a fresh encoder;
 
 and measures each on the 10,000 official MNIST test images (the hidden test set). Only this
 instructor-side script reads them (data/MNIST/raw/t10k-*, run ``python -m autograder data``).
@@ -72,8 +76,7 @@ def run_seed(seed: int, going_further: bool) -> dict:
     unlabeled = load_split("unlabeled").images
     hidden = hidden_test()
     all_labeled = (torch.cat([train.images, val.images]), torch.cat([train.labels, val.labels]))
-    few = dict(epochs=hp["CLASSIFIER_EPOCHS"], lr=hp["CLASSIFIER_LR"], seed=seed)
-    final = dict(epochs=hp["FINAL_EPOCHS"], lr=hp["CLASSIFIER_LR"], seed=seed)
+    lr = hp["CLASSIFIER_LR"]
     result: dict = {"seed": seed}
     started = time.perf_counter()
 
@@ -97,23 +100,37 @@ def run_seed(seed: int, going_further: bool) -> dict:
     def pretrained() -> Encoder:
         return copy.deepcopy(autoencoder.encoder)
 
+    few_labels = {"train_data": (train.images, train.labels), "val_data": (val.images, val.labels)}
+    final = {"train_data": all_labeled, "transform": digit_augmentation()}
+    head_only = {"lr": hp["HEAD_LR"], "encoder_lr": 0.0}  # transfer, step 1
+    head_100 = {**few_labels, **head_only, "epochs": hp["HEAD_EPOCHS"]}
+    tune_100 = {
+        **few_labels,
+        "epochs": hp["CLASSIFIER_EPOCHS"],
+        "lr": lr,
+        "encoder_lr": hp["ENCODER_LR"],
+    }
+    tune_final = {
+        **final,
+        "epochs": hp["FINAL_EPOCHS"],
+        "lr": lr,
+        "encoder_lr": hp["FINAL_ENCODER_LR"],
+    }
+    # name: (encoder, train_classifier options of each step, one after the other)
     runs = {
-        "scratch, 100": (fresh, dict(few)),
-        "transfer, 100": (pretrained, dict(few, encoder_lr=hp["ENCODER_LR"])),
-        "final scratch": (fresh, dict(final, transform=digit_augmentation())),
-        "final transfer": (
-            pretrained,
-            dict(final, encoder_lr=hp["FINAL_ENCODER_LR"], transform=digit_augmentation()),
-        ),
+        "scratch, 100": (fresh, [{**few_labels, "epochs": hp["CLASSIFIER_EPOCHS"], "lr": lr}]),
+        "frozen, 100": (pretrained, [head_100]),
+        "fine-tune only, 100": (pretrained, [tune_100]),
+        "transfer, 100": (pretrained, [head_100, tune_100]),
+        "final scratch": (fresh, [{**tune_final, "encoder_lr": None}]),
+        "final transfer": (pretrained, [tune_final]),
     }
     models = {}
-    for name, (encoder, options) in runs.items():
+    for name, (encoder, steps) in runs.items():
         torch.manual_seed(seed)
         model = Classifier(encoder())
-        is_final = name.startswith("final")
-        data = all_labeled if is_final else (train.images, train.labels)
-        val_data = None if is_final else (val.images, val.labels)
-        training.train_classifier(model, data, val_data, **options)
+        for options in steps:
+            training.train_classifier(model, seed=seed, **options)
         result[name] = training.accuracy(model, *hidden)
         models[name] = model
     if going_further:
@@ -197,19 +214,31 @@ def main() -> None:
 
     if not results:
         return
-    columns = ["scratch, 100", "transfer, 100", "final scratch", "final transfer"]
+    columns = [
+        "scratch, 100",
+        "frozen, 100",
+        "fine-tune only, 100",
+        "transfer, 100",
+        "final scratch",
+        "final transfer",
+    ]
     if args.going_further:
         columns.append("going further")
     print("\nhidden test accuracy (10,000 official MNIST test images)")
-    print(f"{'seed':>4} | " + " | ".join(f"{c:>14}" for c in columns) + " | seconds")
+    print("| seed | " + " | ".join(columns) + " | seconds |")
+    print("|---" * (len(columns) + 2) + "|")
     for r in results:
-        cells = [f"{r[c]:14.4f}" if c in r else f"{'':>14}" for c in columns]
-        print(f"{r['seed']:>4} | " + " | ".join(cells) + f" | {r['seconds']:.0f}")
-    means = [statistics.mean(r[c] for r in results if c in r) for c in columns]
-    mins = [min(r[c] for r in results if c in r) for c in columns]
-    print(f"{'mean':>4} | " + " | ".join(f"{m:14.4f}" for m in means))
-    print(f"{'min':>4} | " + " | ".join(f"{m:14.4f}" for m in mins))
-    for a, b in (("transfer, 100", "scratch, 100"), ("final transfer", "final scratch")):
+        cells = [f"{r[c]:.4f}" if c in r else "" for c in columns]
+        print(f"| {r['seed']} | " + " | ".join(cells) + f" | {r['seconds']:.0f} |")
+    for label, summary in (("mean", statistics.mean), ("min", min)):
+        cells = [f"{summary([r[c] for r in results if c in r]):.4f}" for c in columns]
+        print(f"| {label} | " + " | ".join(cells) + " | |")
+    pairs = (
+        ("transfer, 100", "scratch, 100"),
+        ("final transfer", "scratch, 100"),
+        ("final transfer", "final scratch"),
+    )
+    for a, b in pairs:
         wins = sum(r[a] > r[b] for r in results)
         print(f"{a} beats {b} on {wins} of {len(results)} seeds")
     for r in results:

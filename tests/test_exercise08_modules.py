@@ -55,6 +55,19 @@ def test_encoder_check_catches_an_activation_after_the_last_layer(
         checks.check_encoder()
 
 
+def test_classifier_check_catches_an_activation_before_the_head(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ReLU between encoder and head would drop the negative half of the latent code."""
+
+    def forward_with_relu(self, x):
+        return self.head(torch.relu(self.encoder(x)))
+
+    monkeypatch.setattr(checks.Classifier, "forward", forward_with_relu)
+    with pytest.raises(AssertionError, match="no activation in between"):
+        checks.check_classifier()
+
+
 @pytest.mark.parametrize("latent_dim, hidden_sizes", [(2, (16,)), (32, (512, 128)), (7, (9, 8, 7))])
 def test_shapes_and_ranges(latent_dim: int, hidden_sizes: tuple[int, ...]) -> None:
     images = torch.rand(3, 1, 28, 28)
@@ -124,6 +137,25 @@ def test_a_frozen_encoder_stays_unchanged_while_the_head_learns() -> None:
     for key, value in model.encoder.state_dict().items():
         assert torch.equal(value, encoder_before[key]), key
     assert any(not torch.equal(v, head_before[k]) for k, v in model.head.state_dict().items())
+
+
+def test_transfer_in_two_steps_continues_from_the_head_only_step() -> None:
+    """Step 1 trains the head on the frozen encoder, step 2 fine-tunes that same model;
+    the joined history marks the epoch that was kept, counted from the start of step 1."""
+    torch.manual_seed(0)
+    images, labels = checks.labeled_patterns(20)
+    val_data = checks.labeled_patterns(10, seed=1)
+    model = Classifier(Encoder(8, (32,)))
+    encoder_before = copy.deepcopy(model.encoder.state_dict())
+    step_1 = training.train_classifier(model, (images, labels), val_data, epochs=4, encoder_lr=0)
+    assert all(torch.equal(v, encoder_before[k]) for k, v in model.encoder.state_dict().items())
+    step_2 = training.train_classifier(model, (images, labels), val_data, epochs=6, lr=1e-2)
+    assert any(not torch.equal(v, encoder_before[k]) for k, v in model.encoder.state_dict().items())
+
+    joined = training.join_histories(step_1, step_2)
+    assert joined["train_loss"] == step_1["train_loss"] + step_2["train_loss"]
+    assert joined["val_acc"] == step_1["val_acc"] + step_2["val_acc"]
+    assert joined["best_epoch"] == [4 + step_2["best_epoch"][0]]
 
 
 def test_lower_encoder_learning_rate_gets_its_own_parameter_group() -> None:

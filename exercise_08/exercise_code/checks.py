@@ -120,7 +120,7 @@ def check_autoencoder() -> None:
 
 
 def check_classifier() -> None:
-    """Classifier: logits shape, the encoder is used (not copied), gradients reach it."""
+    """Classifier: logits = Linear(encoder(x)), the encoder is used (not copied) and trained."""
     torch.manual_seed(0)
     encoder = Encoder(latent_dim=6, hidden_sizes=(16,))
     model = Classifier(encoder)
@@ -128,8 +128,15 @@ def check_classifier() -> None:
     assert model.encoder is encoder, "Classifier must keep the encoder it was given as .encoder."
     head_sizes = linear_layer_sizes(model.head)
     assert head_sizes == [(6, 10)], f"The head has linear layers {head_sizes}, expected [(6, 10)]."
-    logits = model(random_images(7))
+    images = random_images(7)
+    logits = model(images)
     assert logits.shape == (7, 10), f"Classifier output has shape {tuple(logits.shape)}."
+    head = next(m for m in model.head.modules() if isinstance(m, nn.Linear))
+    expected = F.linear(encoder(images), head.weight, head.bias)
+    assert torch.allclose(logits, expected, atol=1e-5), (
+        "Classifier.forward must return head(encoder(x)) with the head one linear layer and no "
+        "activation in between (the latent code's negative values matter)."
+    )
     logits.sum().backward()
     assert all(p.grad is not None for p in encoder.parameters()), (
         "No gradient reaches the encoder: forward must run the images through self.encoder."

@@ -47,7 +47,7 @@ def self_training(
     labeled: tuple[torch.Tensor, torch.Tensor],
     unlabeled: torch.Tensor,
     per_class: tuple[int, ...] = (1000, 3000, 5000, 5900, 5900),
-    epochs: int = 10,
+    epochs: int = 15,
     labeled_repeats: int = 10,
     transform: v2.Transform | None = None,
     augment_group: int = 16,

@@ -124,13 +124,17 @@ class Autoencoder(nn.Module):
 
 
 class Classifier(nn.Module):
-    """An encoder followed by a small head that turns latent codes into class scores.
+    """An encoder followed by a linear head that turns latent codes into class scores.
 
-        logits = head(encoder(x)),   head = ReLU -> Linear(latent_dim, 10)
+        logits = head(encoder(x)),   head = Linear(latent_dim, 10)
 
     Pass a pretrained encoder to transfer what the autoencoder learned, or a fresh
     ``Encoder()`` to train from scratch. The encoder is used as it is (not copied), so training
     the classifier changes the encoder you passed in.
+
+    No activation between the encoder and the head: the latent code has none either, so its
+    negative values carry as much of what the autoencoder learned as its positive ones. A ReLU
+    here would throw that half away (measured over 5 seeds: about a point less after transfer).
 
     Inputs to forward:
     - x: float32 images (N, 1, 28, 28) in [0, 1].
@@ -141,9 +145,9 @@ class Classifier(nn.Module):
     def __init__(self, encoder: Encoder, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
         self.encoder = encoder
-        # Build self.head: ReLU, then one linear layer from the latent code to the classes.
+        # Build self.head: one linear layer from the latent code to the classes.
         ### BEGIN SOLUTION
-        self.head = nn.Sequential(nn.ReLU(), nn.Linear(encoder.latent_dim, num_classes))
+        self.head = nn.Linear(encoder.latent_dim, num_classes)
         ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

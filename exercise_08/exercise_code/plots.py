@@ -53,12 +53,15 @@ def plot_histories(
     title: str = "",
     ylabel: str = "loss",
     xlabel: str = "epoch",
+    marker: tuple[int, str] | None = None,
 ) -> Figure:
     """Training (solid) and validation (dashed) curves of one or more runs.
 
     Inputs:
     - histories: run name -> history with "train_<key>" and optionally "val_<key>" lists.
     - key: "loss" or "acc".
+    - marker: (epoch, label) draws a vertical line after that epoch, e.g. where fine-tuning
+      starts.
     """
     fig, ax = plt.subplots(figsize=(7, 4))
     for (name, history), color in zip(histories.items(), plt.cm.tab10.colors, strict=False):
@@ -70,6 +73,8 @@ def plot_histories(
         if "best_epoch" in history and val:
             best = history["best_epoch"][0]
             ax.plot(best + 1, val[best], marker="o", color=color)
+    if marker is not None:
+        ax.axvline(marker[0] + 0.5, color="gray", linestyle=":", label=marker[1])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend()

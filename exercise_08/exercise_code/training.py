@@ -315,6 +315,18 @@ def train_classifier(
     return history
 
 
+def join_histories(first: History, second: History) -> History:
+    """The history of two trainings of one model, one after the other (e.g. head, then all).
+
+    The per-epoch lists are concatenated; "best_epoch" is the second run's, counted from the
+    start of the first, so plots mark the epoch that was kept in the end.
+    """
+    joined = {key: first.get(key, []) + values for key, values in second.items()}
+    if "best_epoch" in second:
+        joined["best_epoch"] = [len(first["train_loss"]) + second["best_epoch"][0]]
+    return joined
+
+
 def _eval_mode(model: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Put an nn.Module in evaluation mode; a loaded exported program already is (it was
     exported in eval mode, and it refuses .eval())."""
