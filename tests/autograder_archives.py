@@ -98,15 +98,19 @@ def many_files(folder: Path, name: str = "s_manyfiles.zip", count: int = 30_000)
     return path
 
 
-def non_utf8_name(folder: Path, name: str = "s_latin1.zip") -> Path:
-    """A file name stored in Latin-1 (no UTF-8 flag), as old zip tools write umlauts."""
+def non_utf8_name(
+    folder: Path, name: str = "s_latin1.zip", stored_name: bytes = b"L\xf6sung"
+) -> Path:
+    """A good hand-in plus ``<stored_name>.txt`` stored without the UTF-8 flag: by default in
+    Latin-1, as old zip tools write umlauts."""
+    placeholder = b"L" + b"x" * (len(stored_name) - 1)
     buffer = io.BytesIO()
     entries = dict(GOOD_FILES)
-    entries["Lxsung.txt"] = "meine Notizen"
+    entries[placeholder.decode() + ".txt"] = "meine Notizen"
     with zipfile.ZipFile(buffer, "w") as archive:
         for entry, content in entries.items():
             archive.writestr(entry, content)
-    (folder / name).write_bytes(buffer.getvalue().replace(b"Lxsung", b"L\xf6sung"))
+    (folder / name).write_bytes(buffer.getvalue().replace(placeholder, stored_name))
     return folder / name
 
 

@@ -72,7 +72,6 @@ def test_every_bad_archive_is_rejected_with_one_clear_sentence_and_nothing_escap
         "zip bombs": lambda f, name: archives.bomb(f, name, megabytes=50),
         "per file": archives.bomb,
         "more than the limit of 2,000": archives.many_files,
-        "not valid UTF-8": archives.non_utf8_name,
         "twice": archives.duplicate_entry,
         "password-protected": archives.encrypted_flag,
     }
@@ -103,6 +102,23 @@ def test_every_bad_archive_is_rejected_with_one_clear_sentence_and_nothing_escap
     assert (
         not list(root.parent.glob("escaped_by_*")) and not Path("/escaped_by_traversal.py").exists()
     )
+
+
+def test_file_names_in_other_encodings_are_kept_and_never_reject_the_hand_in(workspace):
+    """Without the UTF-8 flag a name is read as UTF-8 when it is valid UTF-8, else in cp437 (the
+    zip standard's default): a Latin-1 umlaut from an old zip tool looks odd but costs nothing."""
+    inbox, course = workspace["inbox"], workspace["course"]
+    archives.non_utf8_name(inbox, "dora.zip")
+    archives.non_utf8_name(inbox, "emil.zip", stored_name=b"L\xc3\xb6sung")
+
+    outcomes = _by_id(collect(course, ASSIGNMENT, [inbox]))
+
+    for student, shown_as in (("dora", "L\u00f7sung.txt"), ("emil", "L\u00f6sung.txt")):
+        assert outcomes[student].status == "collected", outcomes[student]
+        folder = submitted_dir(course, ASSIGNMENT, student)
+        assert (folder / shown_as).read_text() == "meine Notizen"
+        for entry, content in archives.GOOD_FILES.items():
+            assert (folder / entry).read_text() == content
 
 
 def test_newest_of_several_zips_wins_and_collect_says_so(workspace, capsys):

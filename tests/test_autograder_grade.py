@@ -211,6 +211,9 @@ def test_good_submission_gets_full_marks_in_the_real_gradebook_and_a_rerun_chang
     from nbgrader.api import Gradebook
 
     _collect_kinds(standin_course, models, prepared_data_dir, ["good", "model_missing"])
+    # A name as collect keeps it from an old zip tool (cp437): grading copes with any Unicode name.
+    good_dir = course.submitted_dir(standin_course, "exercise_08", "good")
+    (good_dir / "L\u00f7sung notes.txt").write_text("notes")
     grade(standin_course, "exercise_08", settings=_settings(prepared_data_dir))
 
     good = read_result(standin_course, "exercise_08", "good")
