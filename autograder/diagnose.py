@@ -188,6 +188,13 @@ def autograde_problem(
                 "save it from Jupyter again, create the zip again and hand it in again.",
             )
     log = outcome.log
+    if outcome.over_disk_quota:
+        return (
+            "error",
+            f"Your notebook wrote {outcome.over_disk_quota} while it was graded and was stopped, "
+            "so its tests got no points: save no large or numerous files when NBGRADER_EXECUTION "
+            "is set.",
+        )
     if outcome.timed_out or (outcome.returncode != 0 and "CellTimeoutError" in log):
         limit = timeout_s if outcome.timed_out else cell_timeout_s
         what = "Grading your notebook" if outcome.timed_out else "A cell of your notebook"

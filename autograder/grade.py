@@ -92,7 +92,8 @@ class GradeSettings:
 
     Environment variables (all optional): ``AUTOGRADER_TIMEOUT_S`` (wall clock of one
     autograde), ``AUTOGRADER_CELL_TIMEOUT_S`` (one notebook cell), ``AUTOGRADER_MEMORY_MB``
-    (address space of each autograde process), ``AUTOGRADER_HIDDEN_TIMEOUT_S`` and
+    (address space of each autograde process), ``AUTOGRADER_DISK_MB`` (what one autograde may
+    write to disk), ``AUTOGRADER_HIDDEN_TIMEOUT_S`` and
     ``AUTOGRADER_HIDDEN_MEMORY_MB`` (the hidden check), ``AUTOGRADER_DATA_DIR`` (the data
     folder with the hidden test set; default ``data/`` of the repository).
     """
@@ -100,6 +101,7 @@ class GradeSettings:
     autograde_timeout_s: float = 900.0
     cell_timeout_s: int = course.CELL_TIMEOUT_S
     autograde_memory_bytes: int = 8 * GiB
+    autograde_disk_bytes: int = 2 * GiB
     hidden_timeout_s: float = 120.0
     hidden_memory_bytes: int = 6 * GiB
     data_dir: Path = field(default_factory=lambda: course.REPO_ROOT / "data")
@@ -112,6 +114,7 @@ class GradeSettings:
             "autograde_timeout_s": ("AUTOGRADER_TIMEOUT_S", float, 1),
             "cell_timeout_s": ("AUTOGRADER_CELL_TIMEOUT_S", int, 1),
             "autograde_memory_bytes": ("AUTOGRADER_MEMORY_MB", int, 2**20),
+            "autograde_disk_bytes": ("AUTOGRADER_DISK_MB", int, 2**20),
             "hidden_timeout_s": ("AUTOGRADER_HIDDEN_TIMEOUT_S", float, 1),
             "hidden_memory_bytes": ("AUTOGRADER_HIDDEN_MEMORY_MB", int, 2**20),
         }
@@ -385,6 +388,8 @@ def _grade_one(run: _Run, student: str, uid: int | None) -> dict:
                 uid=uid,
                 hidden_paths=run.hidden_paths,
                 keep_paths=(str(work), str(run.student_data)),
+                disk_paths=(str(work),),
+                max_disk_bytes=run.settings.autograde_disk_bytes,
             ),
             throwaway,
             scrubbed_env(work / "home", {"COURSE_DATA_DIR": str(run.student_data)}),

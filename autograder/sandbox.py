@@ -4,7 +4,9 @@ A sandboxed command runs
 
 - in its own session and process group (killed as a whole when it runs too long);
 - with resource limits: address space (``RLIMIT_AS``), file size, open files, processes and no
-  core dumps;
+  core dumps, and a disk quota on its work folders (:attr:`Sandbox.disk_paths`, measured every
+  half second: the command is stopped when its files there take more than
+  :attr:`Sandbox.max_disk_bytes` or number more than :attr:`Sandbox.max_disk_entries`);
 - in a new network namespace with only a loopback interface (no network; the Jupyter kernel
   still talks to nbgrader over 127.0.0.1 inside it);
 - in a new mount namespace in which :attr:`Sandbox.hidden_paths` (the real course directory, the
@@ -36,11 +38,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 LAUNCHER = Path(__file__).with_name("sandbox_exec.py")
+DISK_POLL_S = 0.5  # how often the disk quota is measured
 
 SANDBOX_UID_BASE = 61_000
 """Jobs run as user ids ``SANDBOX_UID_BASE + slot`` (no passwd entry needed); keep this range
@@ -136,6 +139,9 @@ class Sandbox:
       empty ``/tmp`` (the working folder ``cwd`` always does).
     - max_file_bytes: ``RLIMIT_FSIZE``, the largest file the command may write.
     - max_processes: ``RLIMIT_NPROC`` for the sandbox user (only enforced for non-root users).
+    - disk_paths: folders whose contents count against the disk quota (none: no quota);
+      max_disk_bytes (allocated blocks, so sparse files count what they use) and
+      max_disk_entries (files and folders) are the quota.
     """
 
     timeout_s: float
@@ -146,6 +152,9 @@ class Sandbox:
     max_file_bytes: int = 512 * 2**20
     max_processes: int = 512
     max_open_files: int = 1024
+    disk_paths: tuple[str, ...] = ()
+    max_disk_bytes: int = 2 * 2**30
+    max_disk_entries: int = 50_000
 
 
 @dataclass
@@ -153,14 +162,16 @@ class Outcome:
     """What happened to a sandboxed command.
 
     ``returncode`` is the exit status (negative: killed by that signal); ``timed_out`` is True
-    when the wall-clock limit killed it; ``log`` is the tail of its stdout and stderr.
+    when the wall-clock limit killed it; ``over_disk_quota`` says what it wrote when the disk
+    quota stopped it (e.g. "more than 2,048 MB of files"), else ""; ``log`` is the tail of its
+    stdout and stderr.
     """
 
     returncode: int
     timed_out: bool
     seconds: float
     log: str = ""
-    notes: list[str] = field(default_factory=list)
+    over_disk_quota: str = ""
 
 
 def scrubbed_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -234,7 +245,8 @@ def run_sandboxed(
     spec = sandbox_spec(sandbox, cwd)
     command = [sys.executable, "-I", str(LAUNCHER), json.dumps(spec), "--", *argv]
     start = time.monotonic()
-    timed_out = False
+    deadline = start + sandbox.timeout_s
+    timed_out, over_quota = False, ""
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command,
@@ -246,11 +258,15 @@ def run_sandboxed(
             start_new_session=True,
         )
         try:
-            process.wait(timeout=sandbox.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(process.pid)
-            process.wait()
+            while process.returncode is None:
+                left = deadline - time.monotonic()
+                try:
+                    process.wait(timeout=min(left, DISK_POLL_S) if sandbox.disk_paths else left)
+                except subprocess.TimeoutExpired:
+                    timed_out = time.monotonic() >= deadline
+                    over_quota = "" if timed_out else over_disk_quota(sandbox)
+                    if timed_out or over_quota:
+                        break
         finally:
             if process.returncode is None:
                 _kill_group(process.pid)
@@ -259,7 +275,34 @@ def run_sandboxed(
     if sandbox.uid is not None:
         kill_user_processes(sandbox.uid)
     seconds = time.monotonic() - start
-    return Outcome(process.returncode, timed_out, seconds, _tail(log_path, log_tail_bytes))
+    log_tail = _tail(log_path, log_tail_bytes)
+    return Outcome(process.returncode, timed_out, seconds, log_tail, over_quota)
+
+
+def over_disk_quota(sandbox: Sandbox) -> str:
+    """What the files in ``sandbox.disk_paths`` exceed ("more than 2,048 MB of files"), or "".
+
+    Counts allocated blocks and entries without following symbolic links; stops counting at
+    the first limit passed, so a folder with millions of files costs no more than the limit.
+    """
+    used, entries = 0, 0
+    folders = list(sandbox.disk_paths)
+    while folders:
+        try:
+            with os.scandir(folders.pop()) as listing:
+                for entry in listing:
+                    entries += 1
+                    if entries > sandbox.max_disk_entries:
+                        return f"more than {sandbox.max_disk_entries:,} files"
+                    with suppress(OSError):
+                        used += entry.stat(follow_symlinks=False).st_blocks * 512
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+        except OSError:
+            continue
+        if used > sandbox.max_disk_bytes:
+            return f"more than {sandbox.max_disk_bytes // 2**20:,} MB of files"
+    return ""
 
 
 def _kill_group(pgid: int) -> None:

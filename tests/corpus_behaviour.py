@@ -418,6 +418,10 @@ CHANGES: dict[str, Callable[[dict, dict], dict]] = {
     "kernel_kills_itself": _with_code("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
     "memory_blowup": _with_code("hog = []\nwhile True:\n    hog.append(bytearray(2**27))"),
     "megabytes_of_printing": _with_code("for i in range(100_000):\n    print('x' * 100)"),
+    "fills_the_disk": _with_code(
+        "import itertools\nfor i in itertools.count():\n"
+        "    open(f'filler{i}.bin', 'wb').write(b'x' * 2**24)"
+    ),
     "writes_gradebook_and_others": lambda files, context: _with_code(_tamper_code(context))(
         files, context
     ),

@@ -124,6 +124,48 @@ def test_sandbox_timeout_kills_the_whole_process_group(tmp_path):
     assert outcome.timed_out and not marker.exists()
 
 
+@pytest.mark.parametrize(
+    "writer, limits, expected",
+    [
+        (
+            "open(f'big{i}', 'wb').write(b'x' * 2**22)",
+            {"max_disk_bytes": 20 * 2**20},
+            "20 MB of files",
+        ),
+        ("open(f'small{i}', 'w').close()", {"max_disk_entries": 300}, "300 files"),
+    ],
+)
+def test_sandbox_disk_quota_stops_the_command_and_says_what_it_wrote(
+    tmp_path, writer, limits, expected
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    script = (
+        f"import itertools, time\nfor i in itertools.count():\n    {writer}\n    time.sleep(0.001)"
+    )
+    outcome = run_sandboxed(
+        [sys.executable, "-c", script],
+        Sandbox(timeout_s=60, memory_bytes=2**31, uid=None, disk_paths=(str(work),), **limits),
+        work,
+        scrubbed_env(tmp_path),
+        tmp_path / "log",
+    )
+    assert outcome.over_disk_quota == f"more than {expected}"
+    assert not outcome.timed_out and outcome.seconds < 30
+    assert outcome.returncode < 0, "the writer was killed"
+
+
+def test_a_command_within_the_disk_quota_runs_to_its_end(tmp_path):
+    outcome = run_sandboxed(
+        [sys.executable, "-c", "open('f', 'wb').write(b'x' * 2**20)"],
+        Sandbox(timeout_s=60, memory_bytes=2**31, uid=None, disk_paths=(str(tmp_path),)),
+        tmp_path,
+        scrubbed_env(tmp_path),
+        tmp_path / "log",
+    )
+    assert (outcome.returncode, outcome.over_disk_quota, outcome.timed_out) == (0, "", False)
+
+
 @pytest.mark.filterwarnings("ignore:Object of type")
 def test_scores_from_the_throwaway_gradebook_are_capped_at_the_source_points(tmp_path, monkeypatch):
     from nbgrader.api import Gradebook

@@ -52,6 +52,7 @@ EXPECTED = {
     "kernel_kills_itself": ("error", "kernel died", 50),
     "memory_blowup": ("graded", "MemoryError", 75),
     "megabytes_of_printing": ("graded", "", 100),
+    "fills_the_disk": ("error", "wrote more than 200 MB of files while it was graded", 50),
     "writes_gradebook_and_others": ("graded", "", 100),
     "searches_hidden_labels": ("graded", "", 100),
     "tries_network": ("graded", "", 100),
@@ -99,6 +100,7 @@ def test_every_corpus_kind_gets_a_clear_row_and_the_good_submission_keeps_full_m
         autograde_timeout_s=60,
         cell_timeout_s=15,
         autograde_memory_bytes=3 * 2**30,
+        autograde_disk_bytes=200 * 2**20,
         hidden_timeout_s=60,
         data_dir=prepared_data_dir,
     )
