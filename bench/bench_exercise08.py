@@ -116,9 +116,10 @@ def run_seed(seed: int, going_further: bool) -> dict:
         "lr": lr,
         "encoder_lr": hp["FINAL_ENCODER_LR"],
     }
-    # name: (encoder, train_classifier options of each step, one after the other)
+    # name: (encoder, train_classifier options of each step, one after the other); scratch
+    # runs train the fresh encoder at the head's rate (encoder_lr None)
     runs = {
-        "scratch, 100": (fresh, [{**few_labels, "epochs": hp["CLASSIFIER_EPOCHS"], "lr": lr}]),
+        "scratch, 100": (fresh, [{**tune_100, "encoder_lr": None}]),
         "frozen, 100": (pretrained, [head_100]),
         "fine-tune only, 100": (pretrained, [tune_100]),
         "transfer, 100": (pretrained, [head_100, tune_100]),
