@@ -46,16 +46,24 @@ COLUMNS = [
     "message",
 ]
 
-STUDENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-"""A student id is used as a folder name, so it is restricted to letters, digits, ``._-``."""
+STUDENT_ID_PATTERN = re.compile(r"\A(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63}(?<!\.)\Z")
+"""A student id names folders in the course (nbgrader's layout) and rows of the grade table: 1-64
+ASCII letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit, not ending with a
+dot and without ``..``. The grader never names its own work folders after a student id."""
+
+
+def is_student_id(value: object) -> bool:
+    """Whether ``value`` is a usable student id (:data:`STUDENT_ID_PATTERN`)."""
+    return isinstance(value, str) and STUDENT_ID_PATTERN.match(value) is not None
 
 
 def check_student_id(student_id: str) -> str:
-    """Return ``student_id`` if it is safe to use as a folder name, else raise ``ValueError``."""
-    if not isinstance(student_id, str) or not STUDENT_ID_PATTERN.match(student_id):
+    """Return ``student_id`` if it is a usable student id, else raise ``ValueError``."""
+    if not is_student_id(student_id):
+        shown = "".join(c if c.isprintable() else "?" for c in str(student_id))[:80]
         raise ValueError(
-            f"Student id {student_id!r} is not usable: use 1-100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit."
+            f"Student id {shown!r} is not usable: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, without '..' and not ending with a dot."
         )
     return student_id
 
@@ -104,7 +112,7 @@ def read_results(course_dir: Path, assignment: str) -> list[dict]:
     folder = Path(course_dir) / "results" / assignment
     if not folder.is_dir():
         return []
-    paths = sorted(p for p in folder.glob("*.json") if STUDENT_ID_PATTERN.match(p.stem))
+    paths = sorted(p for p in folder.glob("*.json") if is_student_id(p.stem))
     return [_load(p) for p in paths]
 
 
