@@ -54,8 +54,9 @@ class AutograderError(Exception):
     """
 
 
-HIDDEN_POINTS: dict[str, float] = {"exercise_08": 50.0, "exercise_08_optional": 0.0}
-"""Points of the hidden-accuracy check per assignment (all-or-nothing)."""
+HIDDEN_CELL: dict[str, str] = {"exercise_08": "hidden_accuracy"}
+"""The graded cell that stands for the hidden-accuracy check in the gradebook (its points are
+all-or-nothing, set by the grader from the model's accuracy on the hidden test set)."""
 
 HIDDEN_PASS_ACCURACY = 0.55
 """Hidden-test accuracy at or above which the hidden-accuracy points are given."""
@@ -64,6 +65,7 @@ CELL_TIMEOUT_S = 300
 """nbgrader's per-cell execution timeout when autograding (the notebooks do not train then)."""
 
 SOURCE_IGNORE = (
+    "grading",
     "models",
     "data",
     "*.zip",
@@ -77,8 +79,9 @@ SOURCE_IGNORE = (
     "*.pt2",
     "*.pth",
 )
-"""Names never copied from an exercise folder into ``source/``: trained models, data, zips and
-caches of the instructor's own runs. (A model in ``source/`` would overwrite the student's.)"""
+"""Names never copied from an exercise folder into ``source/``: the trusted checks (``grading/``,
+read by the grader from the repository), trained models, data, zips and caches of the
+instructor's own runs. (A model in ``source/`` would overwrite the student's.)"""
 
 NBGRADER_IGNORE = [
     ".ipynb_checkpoints",
@@ -148,8 +151,8 @@ def is_ignored(name: str) -> bool:
 
 
 def points_available(assignment: str, folder: Path | None = None) -> tuple[float, float]:
-    """``(tests_max, hidden_max)`` of ``assignment``: graded-cell points in its notebooks
-    (nbgrader cell metadata) and the hidden-accuracy points (:data:`HIDDEN_POINTS`).
+    """``(tests_max, hidden_max)`` of ``assignment`` from its notebooks' nbgrader metadata: the
+    graded cells' points, and those of the hidden-accuracy cell (:data:`HIDDEN_CELL`).
 
     ``folder`` defaults to the repository's exercise folder; pass ``source_dir(course, name)``
     to count what is actually graded.
@@ -157,13 +160,14 @@ def points_available(assignment: str, folder: Path | None = None) -> tuple[float
     folder = exercise_dir(assignment) if folder is None else Path(folder)
     if not folder.is_dir():
         folder = exercise_dir(assignment)
-    tests_max = 0.0
+    totals = [0.0, 0.0]
     for path in sorted(folder.glob("*.ipynb")):
         for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
             meta = cell.get("metadata", {}).get("nbgrader", {})
             if meta.get("grade") or meta.get("task"):
-                tests_max += float(meta.get("points", 0) or 0)
-    return tests_max, HIDDEN_POINTS.get(assignment, 0.0)
+                hidden = meta.get("grade_id") == HIDDEN_CELL.get(assignment)
+                totals[hidden] += float(meta.get("points", 0) or 0)
+    return totals[0], totals[1]
 
 
 def student_modules(assignment: str, folder: Path | None = None) -> list[str]:

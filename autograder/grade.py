@@ -1,30 +1,32 @@
-"""``grade``: nbgrader autograde of each submission in a throwaway course, then the hidden check.
+"""``grade``: every point of each submission decided by trusted checks, from data.
 
-For each collected submission (``course/submitted/<student>/<assignment>/``):
+For each collected submission (``course/submitted/<student>/<assignment>/``), in a job folder
+named by the grader (``job-<n>``, never after a student id):
 
-1. A throwaway course is built in a private temporary folder: ``nbgrader_config.py`` (the real
-   course's settings), the given files of ``source/<assignment>/`` (no notebooks, no student
-   modules: those are graded as submitted via ``Autograde.exclude_overwriting``), a copy of the
-   submission and a gradebook holding only this assignment's cells (no other student's data).
-2. ``nbgrader autograde`` runs there as a sandboxed subprocess (:mod:`autograder.sandbox`:
-   wall-clock and memory limits, scrubbed environment, no network, an unprivileged user id when
-   run as root) with ``COURSE_DATA_DIR`` pointing at a read-only copy of the training files and
-   the split files only.
-3. The trusted grader reads the per-cell scores from the throwaway gradebook, caps each at the
-   real gradebook's points for that cell, and writes them into the real ``course/gradebook.db``
-   with nbgrader's Gradebook API (:mod:`autograder.gradebook`). The autograded notebooks are
-   copied to ``course/autograded/<student>/<assignment>/`` for feedback. Nothing else is
-   trusted; the sentence for the student comes from :mod:`autograder.diagnose`.
-4. The hidden-accuracy check (:mod:`autograder.hidden_check`) runs the submitted
-   ``models/classifier.pt2`` in its own sandboxed process (forked from a warm parent that
-   imported torch once per run).
-5. One result record per student (:mod:`autograder.results`) with the scores, a status
-   (``graded``, ``timeout``, ``error``) and one sentence for the student.
+1. The submission is copied as data into ``code/exercise_code/`` (the given modules from the
+   source, then the student modules as handed in: nothing else of the student's, so no package
+   can shadow a given module) and ``files/`` (the notebooks and the regular files of
+   ``models/``).
+2. Each in its own sandbox (:mod:`autograder.sandbox`), under the job's sandbox user id:
+   - one probe per graded cell, forked from the warm parent; its verdict is decided here
+     (:mod:`autograder.trusted`, the assignment's ``grading/`` folder);
+   - exercise_08: the handed-in model, checked here by the model validator and run on the
+     hidden and the public images (:mod:`autograder.hidden_check`); accuracies computed here;
+   - at the same time, nbgrader's autograde of the notebooks in a throwaway course, for the
+     executed notebook in the feedback only: its gradebook and results are never read for
+     points. Where its test cells passed and the trusted verdict failed, the row gets a flag.
+3. The trusted scores (the hidden-test cell included) go into the real gradebook with
+   nbgrader's API, the autograded notebook (hidden tests replaced by the verdicts, student markup
+   neutralized: :mod:`autograder.feedback`) into ``course/autograded/`` for the feedback, and one
+   result record per student (:mod:`autograder.results`).
 
-A record also stores ``submission_sha256``, a hash of the submission, the source assignment and
-the grader version: a student whose record matches is skipped, so an interrupted run resumes
-where it stopped, and re-running gives the same records. Records are written last and
-atomically, after the gradebook, so an interrupted run leaves nothing half-done that is trusted.
+Nothing a sandbox wrote is followed as a path: it is read with :mod:`autograder.sandbox.untrusted`
+and deleted with the symlink-safe ``shutil.rmtree``. Before a sandbox user id runs the next job,
+every process of it is killed and checked gone.
+
+A record stores ``submission_sha256`` (a hash of the submission, the source assignment, the
+course key's fingerprint and the grader version): a student whose record matches is skipped, so
+an interrupted run resumes and re-running gives the same records.
 
 Entry point: :func:`grade`.
 """
@@ -32,10 +34,11 @@ Entry point: :func:`grade`.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import os
 import queue
 import shutil
-import stat
 import sys
 import tempfile
 import threading
@@ -44,46 +47,39 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import course, hidden_check
+import numpy as np
+
+from . import course, trusted
 from .course import AutograderError
-from .diagnose import (
-    MAX_NOTEBOOK_BYTES,
-    NotebookFindings,
-    autograde_problem,
-    inspect_notebooks,
-    join_sentences,
-    tests_message,
-)
-from .gradebook import (
-    gradebook_cells,
-    make_template_gradebook,
-    read_capped_scores,
-    store_scores,
-)
-from .hidden_check import (
-    MODEL_RELATIVE_PATH,
-    HiddenResult,
-    check_hidden_accuracy,
-    load_hidden_images,
-)
-from .results import check_student_id, read_result, write_result
+from .diagnose import autograde_problem, notebook_results
+from .exercise_modules import exercise_code_module
+from .feedback import feedback_notebook
+from .gradebook import gradebook_cells, make_template_gradebook, store_scores
+from .hidden_check import MODEL_RELATIVE_PATH, ModelRun, hidden_result, run_model
+from .results import clean_text, is_student_id, read_result, write_result
 from .sandbox import (
     MAX_SLOTS,
     Sandbox,
+    WarmParent,
+    clear_user,
     isolation_warning,
-    kill_user_processes,
     reserved_uids,
     run_sandboxed,
-    running_as_root,
     scrubbed_env,
+    support,
+    untrusted,
 )
+from .sandbox.cgroups import remove_stale
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"
 """Part of every submission hash: bump it when a change of the grader changes results."""
 
 TEMP_PREFIX = "autograder-grade-"
 PACKAGE_DIR = Path(__file__).resolve().parent
-GiB = 2**30
+THROWAWAY_STUDENT = "student"
+"""The student id inside a throwaway course (never the real id)."""
+MAX_NOTEBOOK_BYTES = 50 * 2**20
+MiB = 2**20
 
 
 @dataclass(frozen=True)
@@ -92,18 +88,20 @@ class GradeSettings:
 
     Environment variables (all optional): ``AUTOGRADER_TIMEOUT_S`` (wall clock of one
     autograde), ``AUTOGRADER_CELL_TIMEOUT_S`` (one notebook cell), ``AUTOGRADER_MEMORY_MB``
-    (address space of each autograde process), ``AUTOGRADER_DISK_MB`` (what one autograde may
-    write to disk), ``AUTOGRADER_HIDDEN_TIMEOUT_S`` and
-    ``AUTOGRADER_HIDDEN_MEMORY_MB`` (the hidden check), ``AUTOGRADER_DATA_DIR`` (the data
-    folder with the hidden test set; default ``data/`` of the repository).
+    (memory of all processes of one autograde together), ``AUTOGRADER_DISK_MB`` (what one
+    autograde may write), ``AUTOGRADER_PROCESSES`` (processes and threads of one job),
+    ``AUTOGRADER_PROBE_TIMEOUT_S`` and ``AUTOGRADER_PROBE_MEMORY_MB`` (one trusted check or
+    model run), ``AUTOGRADER_DATA_DIR`` (the data folder with the hidden test set and the course
+    key; default ``data/`` of the repository).
     """
 
     autograde_timeout_s: float = 900.0
     cell_timeout_s: int = course.CELL_TIMEOUT_S
-    autograde_memory_bytes: int = 8 * GiB
-    autograde_disk_bytes: int = 2 * GiB
-    hidden_timeout_s: float = 120.0
-    hidden_memory_bytes: int = 6 * GiB
+    autograde_memory_bytes: int = 4096 * MiB
+    autograde_disk_bytes: int = 2048 * MiB
+    max_processes: int = 256
+    probe_timeout_s: float = 120.0
+    probe_memory_bytes: int = 2048 * MiB
     data_dir: Path = field(default_factory=lambda: course.REPO_ROOT / "data")
 
     @classmethod
@@ -113,14 +111,21 @@ class GradeSettings:
         numbers = {
             "autograde_timeout_s": ("AUTOGRADER_TIMEOUT_S", float, 1),
             "cell_timeout_s": ("AUTOGRADER_CELL_TIMEOUT_S", int, 1),
-            "autograde_memory_bytes": ("AUTOGRADER_MEMORY_MB", int, 2**20),
-            "autograde_disk_bytes": ("AUTOGRADER_DISK_MB", int, 2**20),
-            "hidden_timeout_s": ("AUTOGRADER_HIDDEN_TIMEOUT_S", float, 1),
-            "hidden_memory_bytes": ("AUTOGRADER_HIDDEN_MEMORY_MB", int, 2**20),
+            "autograde_memory_bytes": ("AUTOGRADER_MEMORY_MB", int, MiB),
+            "autograde_disk_bytes": ("AUTOGRADER_DISK_MB", int, MiB),
+            "max_processes": ("AUTOGRADER_PROCESSES", int, 1),
+            "probe_timeout_s": ("AUTOGRADER_PROBE_TIMEOUT_S", float, 1),
+            "probe_memory_bytes": ("AUTOGRADER_PROBE_MEMORY_MB", int, MiB),
         }
         for name, (variable, kind, scale) in numbers.items():
             if env.get(variable):
-                settings = replace(settings, **{name: kind(float(env[variable]) * scale)})
+                try:
+                    value = kind(float(env[variable]) * scale)
+                except ValueError:
+                    raise AutograderError(
+                        f"{variable} must be a number, not {env[variable]!r}."
+                    ) from None
+                settings = replace(settings, **{name: value})
         if env.get("AUTOGRADER_DATA_DIR"):
             settings = replace(settings, data_dir=Path(env["AUTOGRADER_DATA_DIR"]))
         return settings
@@ -138,20 +143,26 @@ class _Run:
     template_db: Path
     config_text: str
     cells: dict[tuple[str, str], float]
-    """(notebook, grade cell) -> points, from the real gradebook."""
+    """(notebook, graded cell) -> points, from the real gradebook, in notebook order."""
     source_hash: str
-    hidden_points: float
-    hidden_images: object
-    hidden_paths: tuple[str, ...]
+    key: bytes
+    hide: tuple[str, ...]
+    warm: WarmParent
+    verdicts: object
+    model_images: Path | None = None
+    hidden_labels: np.ndarray | None = None
+    model_image_count: int = 0
     gradebook_lock: threading.Lock = field(default_factory=threading.Lock)
+    jobs: itertools.count = field(default_factory=itertools.count)
 
     @property
-    def tests_max(self) -> float:
-        return float(sum(self.cells.values()))
+    def hidden_cell(self) -> tuple[str, str] | None:
+        cell = course.HIDDEN_CELL.get(self.assignment)
+        return next((key for key in self.cells if key[1] == cell), None)
 
     @property
     def notebooks(self) -> list[str]:
-        return sorted({notebook for notebook, _ in self.cells})
+        return list(dict.fromkeys(notebook for notebook, _ in self.cells))
 
 
 def grade(
@@ -181,48 +192,65 @@ def grade(
             print(f"No collected submissions of {assignment} to grade; run collect first.")
             return
         _restrict(course_dir, settings.data_dir)
-        _remove_stale_temp_dirs()
+        _remove_stale_runs()
         temp_root = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
         temp_root.chmod(0o711)
+        warm = WarmParent(_preload(assignment))
         try:
-            run = _prepare_run(course_dir, assignment, settings, temp_root)
+            warm.start()
+            run = _prepare_run(course_dir, assignment, settings, temp_root, warm)
             with reserved_uids(jobs) as uids:
                 _grade_all(run, todo, uids)
         finally:
-            hidden_check.shutdown()
+            warm.close()
             shutil.rmtree(temp_root, ignore_errors=True)
+
+
+def _preload(assignment: str) -> dict:
+    """What the warm parent imports before it forks: the model rules, the probes, and the
+    libraries the student's modules import."""
+    modules = {"probes": str(trusted.probes_path(assignment))}
+    rules = course.exercise_dir(assignment) / "exercise_code" / "model_rules.py"
+    if assignment in course.HIDDEN_CELL:
+        modules["model_rules"] = str(rules)
+    return {"modules": modules, "imports": ["tqdm.auto", "torch.nn.functional"]}
 
 
 def _students_to_grade(course_dir: Path, assignment: str, students: list[str] | None) -> list[str]:
     collected = course.submitted_students(course_dir, assignment)
     if students is None:
         return collected
-    missing = [s for s in students if s not in collected]
-    for student in missing:
-        print(f"{student}: no collected submission of {assignment}; run collect for it first.")
-    return [check_student_id(s) for s in students if s in collected]
+    for student in students:
+        if not is_student_id(student):
+            raise AutograderError(
+                f"{clean_text(student)!r} is not a usable student id: give the id of a collected "
+                "submission (letters, digits, '.', '_' and '-')."
+            )
+        if student not in collected:
+            print(f"{student}: no collected submission of {assignment}; run collect for it first.")
+    return [s for s in students if s in collected]
 
 
 def _restrict(course_dir: Path, data_dir: Path) -> None:
     """Make the course and the hidden test data unreadable for sandbox users (root runs only)."""
-    if not running_as_root():
+    if os.geteuid() != 0:
         return
     course_dir.chmod(0o700)
-    hidden = Path(data_dir) / "hidden"
-    if hidden.is_dir():
-        hidden.chmod(0o700)
-    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        path = Path(data_dir) / "MNIST" / "raw" / name
-        if path.is_file():
-            path.chmod(0o600)
+    for path in (Path(data_dir) / "hidden", Path(data_dir) / "MNIST" / "raw"):
+        for item in path.glob("t10k-*") if path.name == "raw" else [path]:
+            if item.exists() and not item.is_symlink():
+                item.chmod(0o700 if item.is_dir() else 0o600)
 
 
-def _remove_stale_temp_dirs() -> None:
-    """Delete throwaway folders of grade runs that were killed (their process is gone)."""
+def _remove_stale_runs() -> None:
+    """Delete temporary folders and cgroups of grade runs that were killed (their process is
+    gone)."""
     for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
         pid = path.name[len(TEMP_PREFIX) :].split("-")[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
+    if support().cgroups.used():
+        remove_stale(support().cgroups, _alive)
 
 
 def _alive(pid: int) -> bool:
@@ -235,30 +263,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _prepare_run(course_dir: Path, assignment: str, settings: GradeSettings, temp_root: Path):
+def _prepare_run(
+    course_dir: Path, assignment: str, settings: GradeSettings, temp_root: Path, warm: WarmParent
+) -> _Run:
     source = course.source_dir(course_dir, assignment)
     if not source.is_dir():
         raise AutograderError(
             f"{source} is missing: run `python -m autograder release {assignment}` first."
         )
-    cells = gradebook_cells(course_dir, assignment)
+    data = exercise_code_module("exercise_08", "data")
+    try:
+        data.load_split("labeled_test", settings.data_dir)
+        key = _course_key(settings.data_dir)
+    except FileNotFoundError as error:
+        raise AutograderError(str(error)) from error
     template_db = temp_root / "template.db"
     make_template_gradebook(course_dir / "gradebook.db", template_db, assignment)
-    hidden_points = float(course.HIDDEN_POINTS.get(assignment, 0.0))
-    images = None
-    if hidden_points > 0:
-        hidden_check.warm_up()
-        try:
-            images = load_hidden_images(settings.data_dir)
-        except FileNotFoundError as error:
-            raise AutograderError(str(error)) from error
     hidden = {course_dir, Path(settings.data_dir).resolve()}
     hidden |= {course.exercise_dir(a) for a in course.ASSIGNMENTS}
     # The instructor's repositories (solutions in files and in .git history, data, course/):
     # everything in them but the Python environment and this package is covered.
     for repository in {course.REPO_ROOT.resolve(), PACKAGE_DIR.parent}:
         hidden |= {entry.resolve() for entry in repository.iterdir() if not entry.is_symlink()}
-    return _Run(
+    run = _Run(
         course_dir=course_dir,
         assignment=assignment,
         settings=settings,
@@ -267,12 +294,56 @@ def _prepare_run(course_dir: Path, assignment: str, settings: GradeSettings, tem
         template_db=template_db,
         config_text=course.config_text(course_dir)
         + f"c.Execute.timeout = {int(settings.cell_timeout_s)}\n",
-        cells=cells,
-        source_hash=_tree_hash(source),
-        hidden_points=hidden_points,
-        hidden_images=images,
-        hidden_paths=_hideable(hidden, temp_root),
+        cells=_cells_in_order(course_dir, assignment),
+        source_hash=_tree_hash(source) + _tree_hash(trusted.grading_dir(assignment)),
+        key=key,
+        hide=_hideable(hidden, temp_root),
+        warm=warm,
+        verdicts=trusted.verdicts(assignment),
     )
+    if assignment in course.HIDDEN_CELL:
+        _prepare_model_images(run)
+    return run
+
+
+def _course_key(data_dir: Path) -> bytes:
+    from .data import course_key
+
+    return course_key(data_dir)
+
+
+def _prepare_model_images(run: _Run) -> None:
+    """One ``.npy`` of the images every handed-in model is run on: hidden, then public."""
+    from .data import load_hidden_set
+
+    try:
+        images, labels = load_hidden_set(run.settings.data_dir)
+    except FileNotFoundError as error:
+        raise AutograderError(str(error)) from error
+    hidden = (images.astype(np.float32) / 255.0)[:, None, :, :]
+    context = trusted.Context(run.assignment, 0, run.settings.data_dir)
+    public = run.verdicts.model_images(context)
+    everything = np.ascontiguousarray(np.concatenate([hidden, public]), dtype=np.float32)
+    folder = run.temp_root / "model-images"
+    folder.mkdir(mode=0o755)
+    run.model_images = folder / "images.npy"
+    np.save(run.model_images, everything, allow_pickle=False)
+    run.model_images.chmod(0o444)
+    run.hidden_labels = labels.astype(np.int64)
+    run.model_image_count = len(everything)
+
+
+def _cells_in_order(course_dir: Path, assignment: str) -> dict[tuple[str, str], float]:
+    """The graded cells with their points (real gradebook), in the notebooks' order."""
+    points = gradebook_cells(course_dir, assignment)
+    order = []
+    for path in sorted(course.source_dir(course_dir, assignment).glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if (path.stem, grade_id) in points:
+                order.append((path.stem, grade_id))
+    order += [key for key in sorted(points) if key not in order]
+    return {key: points[key] for key in order}
 
 
 def _hideable(paths: set[Path], temp_root: Path) -> tuple[str, ...]:
@@ -312,7 +383,8 @@ def _tree_hash(folder: Path) -> str:
 
 def _submission_hash(run: _Run, student: str) -> str:
     submitted = course.submitted_dir(run.course_dir, run.assignment, student)
-    text = f"{GRADER_VERSION}:{run.source_hash}:{_tree_hash(submitted)}"
+    key_print = hashlib.sha256(run.key).hexdigest()[:16]
+    text = f"{GRADER_VERSION}:{run.source_hash}:{key_print}:{_tree_hash(submitted)}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -339,7 +411,7 @@ def _grade_all(run: _Run, students: list[str], uids: list[int | None]) -> None:
         slot = slots.get()
         began = time.monotonic()
         try:
-            record = _grade_one(run, student, slot)
+            record = _grade_one(run, student, slot, digest)
             # A failure of the grader itself is not stored as final: the next run retries it.
             record["submission_sha256"] = digest
         except Exception as error:
@@ -351,7 +423,7 @@ def _grade_all(run: _Run, students: list[str], uids: list[int | None]) -> None:
             counts["graded"] += 1
             print(
                 f"{student}: {record['status']} {record['total']:g}/{record['total_max']:g}"
-                f" in {time.monotonic() - began:.1f} s. {record['message']}".rstrip(),
+                f" in {time.monotonic() - began:.1f} s. {clean_text(record['message'])}".rstrip(),
                 flush=True,
             )
 
@@ -367,115 +439,255 @@ def _grade_all(run: _Run, students: list[str], uids: list[int | None]) -> None:
 
 def _internal_error_record(run: _Run, error: Exception) -> dict:
     """A record for a failure of the grader itself (not the student's fault)."""
-    message = (
+    message = clean_text(
         f"Grading failed inside the autograder ({type(error).__name__}: {error}); "
-        "ask your instructor to grade your submission again."
-    )[:500]
-    return _record(run, "error", None, [], None, message)
+        "ask your instructor to grade your submission again.",
+        500,
+    )
+    details = [
+        {"item": f"{notebook}: {cell}", "score": 0.0, "max": points, "reason": message}
+        for (notebook, cell), points in run.cells.items()
+    ]
+    return _record(run, "error", details, None, message, [])
 
 
-def _grade_one(run: _Run, student: str, uid: int | None) -> dict:
-    work = run.temp_root / student
+# ----------------------------------------------------------------------------- one submission
+
+
+@dataclass
+class _Job:
+    """The folders of one submission's grading (all below ``run.temp_root/job-<n>``)."""
+
+    root: Path
+    uid: int | None
+
+    @property
+    def code(self) -> Path:
+        return self.root / "code"
+
+    @property
+    def files(self) -> Path:
+        return self.root / "files"
+
+    @property
+    def autograde(self) -> Path:
+        return self.root / "autograde"
+
+    def output(self, name: str) -> Path:
+        return trusted.make_probe_folder(self.root / "out", name, self.uid)
+
+
+def _grade_one(run: _Run, student: str, uid: int | None, digest: str) -> dict:
+    if uid is not None:
+        clear_user(uid)
+    job = _Job(run.temp_root / f"job-{next(run.jobs)}", uid)
+    job.root.mkdir(mode=0o711)
+    (job.root / "out").mkdir(mode=0o711)
+    submitted = course.submitted_dir(run.course_dir, run.assignment, student)
     try:
-        work.mkdir()
-        work.chmod(0o700)
-        throwaway = _build_throwaway(run, student, work, uid)
-        outcome = run_sandboxed(
-            [sys.executable, "-m", "nbgrader", "autograde", run.assignment, "--student", student],
-            Sandbox(
-                timeout_s=run.settings.autograde_timeout_s,
-                memory_bytes=run.settings.autograde_memory_bytes,
-                uid=uid,
-                hidden_paths=run.hidden_paths,
-                keep_paths=(str(work), str(run.student_data)),
-                disk_paths=(str(work),),
-                max_disk_bytes=run.settings.autograde_disk_bytes,
-            ),
-            throwaway,
-            scrubbed_env(work / "home", {"COURSE_DATA_DIR": str(run.student_data)}),
-            run.temp_root / f"{student}.autograde.log",
-        )
-        scores = read_capped_scores(_inside(throwaway / "gradebook.db", work), run.cells)
-        autograded = _inside(throwaway / "autograded" / student / run.assignment, work)
-        submitted = course.submitted_dir(run.course_dir, run.assignment, student)
-        grade_ids = {cell for _, cell in run.cells}
-        findings = inspect_notebooks(submitted, autograded, run.notebooks, grade_ids)
-        with run.gradebook_lock:
-            store_scores(run.course_dir, run.assignment, student, scores)
-        _copy_autograded(run, student, autograded)
-        problem = autograde_problem(
-            outcome,
-            submitted,
-            run.notebooks,
-            run.settings.autograde_timeout_s,
-            run.settings.cell_timeout_s,
-        )
-        hidden = _hidden(run, student, uid)
+        _copy_submission(run, submitted, job)
+        autograde: dict = {}
+        notebook_thread = threading.Thread(target=_autograde, args=(run, job, autograde))
+        notebook_thread.start()
+        try:
+            verdicts, model = _trusted_verdicts(run, job, digest)
+        finally:
+            notebook_thread.join()
+        outcome = autograde.get("outcome")
+        autograded = job.autograde / "course" / "autograded" / THROWAWAY_STUDENT / run.assignment
+        passed_in_notebook = notebook_results(autograded, run.notebooks, set(verdicts))
+        _keep_feedback(run, student, autograded, verdicts)
     finally:
         if uid is not None:
-            kill_user_processes(uid)
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(run.temp_root / f"{student}.hidden", ignore_errors=True)
+            clear_user(uid)
+        shutil.rmtree(job.root, ignore_errors=True)
+    hidden = None
+    if run.hidden_cell is not None:
+        labels = run.hidden_labels
+        hidden = hidden_result(
+            model, labels, run.cells[run.hidden_cell], course.HIDDEN_PASS_ACCURACY
+        )
+        verdicts[run.hidden_cell[1]] = (hidden.score, hidden.max_score, hidden.message)
+    with run.gradebook_lock:
+        store_scores(run.course_dir, run.assignment, student, _scores(run, verdicts))
     details = [
         {
             "item": f"{notebook}: {cell}",
-            "score": scores[(notebook, cell)],
+            "score": verdicts[cell][0],
             "max": points,
-            "reason": _reason(findings, cell) if scores[(notebook, cell)] < points else "",
+            "reason": verdicts[cell][2],
         }
-        for (notebook, cell), points in sorted(run.cells.items())
+        for (notebook, cell), points in run.cells.items()
     ]
-    status = problem[0] if problem else "graded"
-    message = problem[1] if problem else tests_message(details, findings)
-    if hidden is not None and hidden.score < hidden.max_score:
-        message = join_sentences(hidden.message, message)
-    return _record(run, status, scores, details, hidden, message)
+    flags = sorted(
+        c for c in passed_in_notebook if c in verdicts and verdicts[c][0] < verdicts[c][1]
+    )
+    problem = (
+        autograde_problem(outcome, submitted, run.notebooks, run.settings) if outcome else None
+    )
+    status = "graded"
+    if problem and problem[0] != "graded":
+        status = problem[0]
+    if any("took longer than" in d["reason"] for d in details):
+        status = "timeout"
+    message = _message(details, problem[1] if problem else "")
+    return _record(run, status, details, hidden, message, flags)
 
 
-def _reason(findings: NotebookFindings, cell: str) -> str:
-    if cell in findings.deleted:
-        return "this graded cell was deleted from the notebook"
-    if cell in findings.failures:
-        return findings.failures[cell]
-    return findings.first_error[0] if findings.first_error else "no error shown"
+def _copy_submission(run: _Run, submitted: Path, job: _Job) -> None:
+    """``code/exercise_code``: given modules from source, student modules as handed in;
+    ``files``: the notebooks and the regular files in ``models/`` (see the module docstring)."""
+    source = course.source_dir(run.course_dir, run.assignment)
+    student_modules = set(course.student_modules(run.assignment, source))
+    code = job.code / "exercise_code"
+    code.mkdir(parents=True)
+    for path in sorted((source / "exercise_code").glob("*.py")):
+        relative = path.relative_to(source).as_posix()
+        if relative not in student_modules:
+            shutil.copyfile(path, code / path.name)
+    wanted = [*student_modules, *(f"{n}.ipynb" for n in run.notebooks)]
+    models = submitted / "models"
+    if models.is_dir() and not models.is_symlink():
+        wanted += [f"models/{p.name}" for p in sorted(models.iterdir())]
+    for relative in wanted:
+        data = untrusted.read_bytes(submitted, relative, MAX_NOTEBOOK_BYTES)
+        if data is None:
+            continue
+        target = (code.parent if relative in student_modules else job.files) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    for path in [job.code, job.files, *job.code.rglob("*"), *job.files.rglob("*")]:
+        if path.exists():
+            path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def _record(
-    run: _Run,
-    status: str,
-    scores: dict | None,
-    details: list[dict],
-    hidden: HiddenResult | None,
-    message: str,
-) -> dict:
-    tests_score = round(float(sum((scores or {}).values())), 4)
-    hidden_score = hidden.score if hidden is not None else 0.0
-    if hidden is not None:
-        details = details + [
-            {
-                "item": "hidden test accuracy",
-                "score": hidden.score,
-                "max": hidden.max_score,
-                "reason": hidden.message,
-            }
-        ]
-    return {
-        "status": status,
-        "tests_score": tests_score,
-        "tests_max": run.tests_max,
-        "hidden_accuracy": hidden.accuracy if hidden is not None else None,
-        "hidden_score": hidden_score,
-        "hidden_max": run.hidden_points,
-        "total": round(tests_score + hidden_score, 4),
-        "total_max": run.tests_max + run.hidden_points,
-        "message": message,
-        "details": details,
-    }
+def _probe_sandbox(run: _Run, job: _Job, memory: int | None = None) -> Sandbox:
+    return Sandbox(
+        timeout_s=run.settings.probe_timeout_s,
+        memory_bytes=memory or run.settings.probe_memory_bytes,
+        uid=job.uid,
+        ro_binds=tuple(str(p) for p in (job.code, job.files) if p.exists()),
+        hide=run.hide,
+        max_processes=run.settings.max_processes,
+        disk_paths=(str(job.root / "out"),),
+        max_disk_bytes=256 * MiB,
+    )
 
 
-def _build_throwaway(run: _Run, student: str, work: Path, uid: int | None) -> Path:
-    """The private course copy for one submission; returns its root (owned by ``uid``)."""
-    root = work / "course"
+def _trusted_verdicts(run: _Run, job: _Job, digest: str) -> tuple[dict, ModelRun]:
+    """``{grade_id: (score, max_score, message)}`` of every graded cell but the hidden one, and
+    the model run (exercise_08)."""
+    verdicts: dict[str, tuple[float, float, str]] = {}
+    job.files.mkdir(exist_ok=True)
+    model = ModelRun()
+    for (_, cell), points in run.cells.items():
+        if (_, cell) == run.hidden_cell:
+            continue
+        context = trusted.Context(
+            run.assignment, trusted.check_seed(run.key, digest, cell), run.settings.data_dir
+        )
+        if cell == getattr(run.verdicts, "MODEL_CHECK", None):
+            model = _run_model(run, job)
+            if model.logits is None:
+                passed, message = False, model.rule or model.problem
+            else:
+                public = model.logits[len(run.hidden_labels) :]
+                batched = model.logits[: len(model.singles)]
+                passed, message = run.verdicts.judge_saved_classifier(
+                    public, model.singles, batched, context
+                )
+        elif cell in run.verdicts.JUDGES:
+            passed, message = _probe_and_judge(run, job, cell, context)
+        else:
+            passed, message = (
+                False,
+                f"The grader has no trusted check for {cell}; ask your instructor.",
+            )
+        verdicts[cell] = (
+            points if passed else 0.0,
+            points,
+            "" if passed else clean_text(message, 500),
+        )
+    if run.hidden_cell is not None and model.logits is None and not (model.rule or model.problem):
+        model = _run_model(run, job)
+    return verdicts, model
+
+
+def _run_model(run: _Run, job: _Job) -> ModelRun:
+    rules = exercise_code_module(run.assignment, "model_rules")
+    return run_model(
+        run.warm,
+        rules,
+        job.files / MODEL_RELATIVE_PATH,
+        run.model_images,
+        run.model_image_count,
+        job.output("model"),
+        replace(_probe_sandbox(run, job), ro_binds=(str(job.files), str(run.model_images.parent))),
+    )
+
+
+def _probe_and_judge(run: _Run, job: _Job, cell: str, context: trusted.Context) -> tuple[bool, str]:
+    out = job.output(cell)
+    sandbox = _probe_sandbox(run, job)
+    args = trusted.probe_args(job.code, job.files, out, cell, context.seed)
+    outcome = run.warm.run(
+        "probe", args, sandbox, out, job.root / f"{cell}.log", trusted.probe_env(out)
+    )
+    problem = trusted.probe_problem(outcome, cell, sandbox)
+    if problem:
+        return False, problem
+    data = trusted.read_probe_data(out)
+    if data is None:
+        return False, f"The check of {cell} got no usable data from your code, so it got no points."
+    try:
+        return run.verdicts.judge(cell, data, context)
+    except Exception as error:
+        return False, (
+            f"The check of {cell} could not use what your code returned ({type(error).__name__}); "
+            "run the notebook's public check of that cell."
+        )
+
+
+def _autograde(run: _Run, job: _Job, result: dict) -> None:
+    """nbgrader autograde in a throwaway course (feedback only); stores ``result["outcome"]``."""
+    try:
+        throwaway = _build_throwaway(run, job)
+        result["outcome"] = run_sandboxed(
+            [
+                sys.executable,
+                "-m",
+                "nbgrader",
+                "autograde",
+                run.assignment,
+                "--student",
+                THROWAWAY_STUDENT,
+            ],
+            Sandbox(
+                timeout_s=run.settings.autograde_timeout_s,
+                memory_bytes=run.settings.autograde_memory_bytes,
+                uid=job.uid,
+                ro_binds=(str(run.student_data),),
+                hide=run.hide,
+                max_processes=run.settings.max_processes,
+                disk_paths=(str(job.autograde),),
+                max_disk_bytes=run.settings.autograde_disk_bytes,
+            ),
+            throwaway,
+            scrubbed_env(job.autograde / "home", {"COURSE_DATA_DIR": str(run.student_data)}),
+            job.root / "autograde.log",
+        )
+    except Exception as error:  # the feedback notebook is missing then; points are unaffected
+        result["error"] = error
+
+
+def _build_throwaway(run: _Run, job: _Job) -> Path:
+    """The private course for nbgrader's autograde of one submission; returns its root.
+
+    It holds the given files of ``source/<assignment>`` (not the notebooks, the student modules
+    or the trusted checks), the submission as copied into the job (notebooks, student modules,
+    models) under a neutral student id, and a gradebook with this assignment's cells only.
+    """
+    root = job.autograde / "course"
     source = course.source_dir(run.course_dir, run.assignment)
     excluded = set(course.student_modules(run.assignment, source))
 
@@ -488,71 +700,87 @@ def _build_throwaway(run: _Run, student: str, work: Path, uid: int | None) -> Pa
         ]
 
     shutil.copytree(source, root / "source" / run.assignment, ignore=ignore)
-    submitted = course.submitted_dir(run.course_dir, run.assignment, student)
-    shutil.copytree(
-        submitted,
-        root / "submitted" / student / run.assignment,
-        symlinks=True,
-        ignore_dangling_symlinks=True,
-    )
+    submission = root / "submitted" / THROWAWAY_STUDENT / run.assignment
+    shutil.copytree(job.files, submission)
+    for module in excluded:
+        if (job.code / module).is_file():
+            (submission / module).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(job.code / module, submission / module)
     shutil.copyfile(run.template_db, root / "gradebook.db")
     (root / "nbgrader_config.py").write_text(run.config_text, encoding="utf-8")
-    for folder in (work / "home", work / "home" / "tmp"):
-        folder.mkdir(parents=True, exist_ok=True)
-    if uid is not None:
-        for path in [work, *work.rglob("*")]:
-            if not path.is_symlink():
-                os.chown(path, uid, uid)
+    (job.autograde / "home" / "tmp").mkdir(parents=True)
+    if job.uid is not None:
+        for path in [job.autograde, *job.autograde.rglob("*")]:
+            os.lchown(path, job.uid, job.uid)
     return root
 
 
-def _copy_autograded(run: _Run, student: str, autograded: Path) -> None:
-    """Copy the autograded notebooks (for feedback) into the real course, replacing old ones."""
+def _keep_feedback(run: _Run, student: str, autograded: Path, verdicts: dict) -> None:
+    """The autograded notebooks, cleaned (:mod:`autograder.feedback`), into the real course."""
     target = course.autograded_dir(run.course_dir, run.assignment, student)
     staging = target.parent / f".{run.assignment}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for notebook in run.notebooks:
-        path = autograded / f"{notebook}.ipynb"
-        mode = path.lstat().st_mode if path.exists() or path.is_symlink() else 0
-        if stat.S_ISREG(mode) and path.stat().st_size <= MAX_NOTEBOOK_BYTES:
-            shutil.copyfile(path, staging / path.name)
+        data = untrusted.read_json(autograded, f"{notebook}.ipynb", MAX_NOTEBOOK_BYTES)
+        if data is not None and isinstance(data.get("cells"), list):
+            cleaned = feedback_notebook(data, verdicts)
+            (staging / f"{notebook}.ipynb").write_text(json.dumps(cleaned), encoding="utf-8")
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
 
 
-def _inside(path: Path, root: Path) -> Path:
-    """``path`` if it resolves to a place inside ``root``, else a path that does not exist.
-
-    The sandbox owns ``root``, so any part of ``path`` may be a symbolic link it planted; the
-    grader (root) must not follow one out of ``root``.
-    """
-    resolved = path.resolve()
-    if resolved == path.absolute() and root.resolve() in resolved.parents:
-        return path
-    return root / ".refused-link"
+def _scores(run: _Run, verdicts: dict) -> dict[tuple[str, str], float]:
+    return {key: verdicts[key[1]][0] for key in run.cells if key[1] in verdicts}
 
 
-def _hidden(run: _Run, student: str, uid: int | None) -> HiddenResult | None:
-    if run.hidden_points <= 0:
-        return None
-    model = course.submitted_dir(run.course_dir, run.assignment, student) / MODEL_RELATIVE_PATH
-    rules = course.source_dir(run.course_dir, run.assignment) / "exercise_code" / "model_rules.py"
-    if uid is not None:
-        kill_user_processes(uid)
-    return check_hidden_accuracy(
-        model,
-        rules,
-        run.hidden_images,
-        run.settings.data_dir,
-        run.temp_root / f"{student}.hidden",
-        Sandbox(
-            timeout_s=run.settings.hidden_timeout_s,
-            memory_bytes=run.settings.hidden_memory_bytes,
-            uid=uid,
-            hidden_paths=run.hidden_paths,
-        ),
-        run.hidden_points,
-        course.HIDDEN_PASS_ACCURACY,
+def _message(details: list[dict], notebook_problem: str) -> str:
+    """One sentence: the first part that lost points, in the notebook's order."""
+    lost = [d for d in details if d["score"] < d["max"]]
+    if not lost:
+        return notebook_problem
+    first = lost[0]["reason"].rstrip(".")
+    more = len(lost) - 1
+    if more:
+        first += (
+            f" ({more} more graded part{'s' if more > 1 else ''} lost points: see the feedback)"
+        )
+    return clean_text(first + ".", 1000)
+
+
+def _record(
+    run: _Run,
+    status: str,
+    details: list[dict],
+    hidden,
+    message: str,
+    flags: list[str],
+) -> dict:
+    hidden_key = run.hidden_cell
+    tests = [
+        d for d in details if hidden_key is None or d["item"] != f"{hidden_key[0]}: {hidden_key[1]}"
+    ]
+    tests_score = round(float(sum(d["score"] for d in tests)), 4)
+    tests_max = round(float(sum(d["max"] for d in tests)), 4)
+    hidden_max = float(run.cells[hidden_key]) if hidden_key else 0.0
+    hidden_score = hidden.score if hidden is not None else 0.0
+    flag_text = (
+        f"notebook tests passed that the trusted checks failed ({', '.join(flags)}): look at this "
+        "submission"
+        if flags
+        else ""
     )
+    return {
+        "status": status,
+        "tests_score": tests_score,
+        "tests_max": tests_max,
+        "hidden_accuracy": hidden.accuracy if hidden is not None else None,
+        "hidden_score": hidden_score,
+        "hidden_max": hidden_max,
+        "total": round(tests_score + hidden_score, 4),
+        "total_max": tests_max + hidden_max,
+        "message": message,
+        "flags": flag_text,
+        "details": details,
+    }

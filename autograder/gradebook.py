@@ -4,9 +4,8 @@
   filled by ``release``).
 - :func:`make_template_gradebook`: a gradebook for throwaway courses, holding the assignment's
   notebooks and cells but no student and no other assignment.
-- :func:`read_capped_scores`: the per-cell scores a throwaway autograde wrote, capped to the
-  real points (that file was written by the sandbox, so it is read as untrusted data).
-- :func:`store_scores`: the capped scores into the real gradebook.
+- :func:`store_scores`: the trusted per-cell scores (the hidden-accuracy cell included) into the
+  real gradebook. No gradebook a sandbox could write is ever read.
 """
 
 from __future__ import annotations
@@ -70,41 +69,8 @@ def make_template_gradebook(real_db: Path, template: Path, assignment: str) -> N
     connection.close()
 
 
-def read_capped_scores(
-    db: Path, cells: dict[tuple[str, str], float]
-) -> dict[tuple[str, str], float]:
-    """Per-cell scores from the throwaway gradebook, each capped to [0, the real points].
-
-    The file was written by the sandbox, so only numbers are taken from it: unknown cells are
-    ignored and a cell without a usable score gets 0.
-    """
-    scores = dict.fromkeys(cells, 0.0)
-    if not db.is_file() or db.is_symlink():
-        return scores
-    query = (
-        "SELECT notebook.name, base_cell.name, grade.auto_score, grade.manual_score "
-        "FROM grade JOIN base_cell ON grade.cell_id = base_cell.id "
-        "JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id "
-        "JOIN notebook ON submitted_notebook.notebook_id = notebook.id"
-    )
-    try:
-        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            rows = connection.execute(query).fetchall()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return scores
-    for notebook, cell, auto_score, manual_score in rows:
-        key = (notebook, cell)
-        value = manual_score if manual_score is not None else auto_score
-        if key in cells and isinstance(value, int | float) and value == value:
-            scores[key] = min(max(float(value), 0.0), cells[key])
-    return scores
-
-
 def store_scores(course_dir: Path, assignment: str, student: str, scores: Scores) -> None:
-    """Write capped per-cell scores into the real gradebook (nbgrader's Gradebook API).
+    """Write trusted per-cell scores into the real gradebook (nbgrader's Gradebook API).
 
     Each grade's ``auto_score`` is set (not added), so storing twice changes nothing.
     """

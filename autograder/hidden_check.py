@@ -1,58 +1,52 @@
-"""The hidden-accuracy check: a submitted model's accuracy on the 10,000 hidden test images.
+"""The model check: the handed-in classifier on the hidden test set (and the public splits).
 
-The model runs in a sandboxed process (:mod:`autograder.sandbox`: time and memory limits,
-scrubbed environment, no network, private ``/tmp``, its own user id when run as root) that runs
-:mod:`autograder.hidden_worker`. It is forked from a warm parent (:mod:`autograder.hidden_zygote`,
-which imports torch once per grade run: about 3 s saved per check) and isolates itself before it
-opens the model; if that parent cannot start, a fresh sandboxed process is used instead.
-That process gets the images only, as a ``.npy`` file of
-float32 (N, 1, 28, 28) in [0, 1], and the source exercise's ``model_rules.py``; it writes
-logits (N, 10). The grader reads the hidden labels only after the process has exited and
-computes the accuracy itself:
+1. Here, in the grader's process, ``models/classifier.pt2`` is checked as data by the course's
+   model validator (the SOURCE ``exercise_code/model_rules.py``: no pickles, no custom objects,
+   only the allowed operators); a model that breaks a rule gets the rule's sentence, which is
+   what the student's ``save_model`` and ``create_submission()`` say too.
+2. In a sandbox forked from the warm parent, the validated model runs on one array of images:
+   the hidden test images first, then the public ones a cell's verdict needs (the ``model``
+   payload of :mod:`autograder.sandbox.worker`). That process never sees a label.
+3. Here, after it has exited, the logits are read as data and the accuracy is computed:
 
-    accuracy = (1/N) * sum_i [argmax_k logits[i, k] == label[i]]
+       accuracy = (1/N) * sum_i [argmax_k logits[i, k] == label[i]]
 
-and gives all the points if ``accuracy >= pass_accuracy``, none otherwise.
+   all the hidden points if ``accuracy >= pass_accuracy``, none otherwise.
 """
 
 from __future__ import annotations
 
-import atexit
-import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
-from .exercise_modules import exercise_code_module
-from .sandbox import (
-    Outcome,
-    Sandbox,
-    kill_user_processes,
-    read_untrusted_json,
-    run_sandboxed,
-    sandbox_spec,
-    scrubbed_env,
-)
+from .sandbox import Outcome, Sandbox, WarmParent, untrusted
+from .trusted import probe_env, probe_problem
 
-WORKER = Path(__file__).with_name("hidden_worker.py")
-ZYGOTE = Path(__file__).with_name("hidden_zygote.py")
 MODEL_RELATIVE_PATH = "models/classifier.pt2"
-HIDDEN_IMAGES = "t10k-images-idx3-ubyte"
-HIDDEN_LABELS = "t10k-labels-idx1-ubyte"
+SINGLES = 5
+"""The first images are also run one at a time: a model's output must not depend on its batch."""
+
+
+@dataclass
+class ModelRun:
+    """What running the handed-in model gave: its logits for every image, or why there are none.
+
+    ``rule`` is the sentence of a broken model rule, ``problem`` that of a run that failed.
+    """
+
+    logits: np.ndarray | None = None
+    singles: np.ndarray | None = None
+    rule: str = ""
+    problem: str = ""
+    seconds: float = 0.0
 
 
 @dataclass
 class HiddenResult:
-    """Outcome of the check: ``accuracy`` is ``None`` when the model could not be measured."""
+    """Outcome of the hidden check: ``accuracy`` is ``None`` when the model was not measured."""
 
     accuracy: float | None
     score: float
@@ -61,233 +55,66 @@ class HiddenResult:
     seconds: float = 0.0
 
 
-def _hidden_indices(data_dir: Path) -> np.ndarray | None:
-    split = Path(data_dir) / "hidden" / "hidden_test.json"
-    if not split.is_file():
-        return None
-    return np.asarray(json.loads(split.read_text(encoding="utf-8")), dtype=np.int64)
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"The hidden test file {path} is missing: run `python -m autograder data` first."
-        )
-    return exercise_code_module("exercise_08", "mnist_files").read_idx(path)
-
-
-def load_hidden_images(data_dir: Path) -> np.ndarray:
-    """The hidden test images as float32 (N, 1, 28, 28) in [0, 1] (instructor side only)."""
-    images = _read_idx(Path(data_dir) / "MNIST" / "raw" / HIDDEN_IMAGES)
-    indices = _hidden_indices(data_dir)
-    if indices is not None:
-        images = images[indices]
-    return (images.astype(np.float32) / 255.0)[:, None, :, :]
-
-
-def load_hidden_labels(data_dir: Path) -> np.ndarray:
-    """The hidden test labels as int64 (N,); read only after the model's process has exited."""
-    labels = _read_idx(Path(data_dir) / "MNIST" / "raw" / HIDDEN_LABELS)
-    indices = _hidden_indices(data_dir)
-    if indices is not None:
-        labels = labels[indices]
-    return labels.astype(np.int64)
-
-
-class _Zygote:
-    """Client of :mod:`autograder.hidden_zygote`, started on first use, shared by all threads."""
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen | None = None
-        self.ready = False
-        self.broken = False
-        self.lock = threading.Lock()
-        self.home: str | None = None
-
-    def launch(self) -> None:
-        """Start the zygote process; it imports torch in the background."""
-        self.home = tempfile.mkdtemp(prefix=f"autograder-grade-{os.getpid()}-zygote-")
-        Path(self.home, "tmp").mkdir()
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", str(ZYGOTE)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=scrubbed_env(Path(self.home)),
-            cwd=self.home,
-            text=True,
-            start_new_session=True,
-        )
-        atexit.register(self.close)
-
-    def spawn(self, request: dict) -> int | None:
-        """Fork a worker for ``request``; its pid, or None if the zygote is not usable."""
-        with self.lock:
-            if self.broken:
-                return None
-            try:
-                if self.process is None:
-                    self.launch()
-                if not self.ready:
-                    self.ready = self.process.stdout.readline().strip() == "ready"
-                    if not self.ready:
-                        raise ValueError("the zygote did not start")
-                self.process.stdin.write(json.dumps(request) + "\n")
-                self.process.stdin.flush()
-                return int(json.loads(self.process.stdout.readline())["pid"])
-            except (OSError, ValueError, KeyError, TypeError):
-                self.broken = True
-                self.close()
-                return None
-
-    def close(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-        self.ready = False
-        if self.home:
-            shutil.rmtree(self.home, ignore_errors=True)
-            self.home = None
-
-
-_ZYGOTE = _Zygote()
-
-
-def warm_up() -> None:
-    """Start the warm worker parent now, so that it is ready by the first check of a run."""
-    with _ZYGOTE.lock:
-        if _ZYGOTE.process is None and not _ZYGOTE.broken:
-            _ZYGOTE.launch()
-
-
-def shutdown() -> None:
-    """Stop the warm worker parent (``grade`` calls this when it is done)."""
-    with _ZYGOTE.lock:
-        _ZYGOTE.close()
-        _ZYGOTE.broken = False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _run_worker(args: list[str], sandbox: Sandbox, work_dir: Path, log: Path) -> Outcome:
-    """Run the worker on ``args`` under ``sandbox``: forked from the warm zygote when possible,
-    else as a fresh sandboxed process."""
-    start = time.monotonic()
-    spec = sandbox_spec(sandbox, work_dir)
-    pid = _ZYGOTE.spawn({"spec": spec, "args": args, "log": str(log)})
-    if pid is None:
-        argv = [sys.executable, "-I", str(WORKER), *args]
-        return run_sandboxed(argv, sandbox, work_dir, scrubbed_env(work_dir), log)
-    timed_out = False
-    while _alive(pid):
-        if time.monotonic() - start > sandbox.timeout_s:
-            timed_out = True
-            break
-        time.sleep(0.01)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if sandbox.uid is not None:
-        kill_user_processes(sandbox.uid)
-    return Outcome(0 if not timed_out else -9, timed_out, time.monotonic() - start)
-
-
-def _prepare_work_dir(work_dir: Path, uid: int | None) -> None:
-    (work_dir / "tmp").mkdir(parents=True, exist_ok=True)
-    if uid is not None:
-        for path in (work_dir, work_dir / "tmp"):
-            os.chown(path, uid, uid)
-        work_dir.chmod(0o700)
-
-
-def _read_logits(path: Path, count: int) -> np.ndarray | None:
-    """The worker's logits if they are a finite float array of shape (count, 10), else None."""
-    if not path.is_file() or path.is_symlink() or path.stat().st_size > count * 10 * 8 + 4096:
-        return None
-    try:
-        logits = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    if logits.shape != (count, 10) or logits.dtype.kind != "f" or not np.isfinite(logits).all():
-        return None
-    return logits
-
-
-def check_hidden_accuracy(
-    model_path: Path,
-    rules_path: Path,
-    images: np.ndarray,
-    data_dir: Path,
-    work_dir: Path,
+def run_model(
+    warm: WarmParent,
+    rules: ModuleType,
+    model: Path,
+    images: Path,
+    count: int,
+    folder: Path,
     sandbox: Sandbox,
-    points: float,
-    pass_accuracy: float,
-) -> HiddenResult:
-    """Measure the hidden-test accuracy of the model at ``model_path`` and score it.
+) -> ModelRun:
+    """Check ``model`` here, then run it in ``sandbox`` on ``images`` (an ``.npy`` of ``count``
+    float32 images (N, 1, 28, 28) in [0, 1]); ``folder`` is an empty folder the sandbox may
+    write (its output)."""
+    if not model.is_file() or model.is_symlink():
+        return ModelRun(
+            rule=f"No {MODEL_RELATIVE_PATH} in your submission: run the cell that saves the final "
+            "model (section 8), then create the zip again with create_submission()."
+        )
+    try:
+        rules.check_model_archive(model)
+    except rules.ModelRuleError as error:
+        return ModelRun(rule=str(error))
+    args = {"model": str(model), "images": str(images), "out": str(folder), "singles": SINGLES}
+    outcome = warm.run(
+        "model", args, sandbox, folder, folder.with_suffix(".log"), probe_env(folder)
+    )
+    return _read_run(outcome, folder, count, sandbox)
 
-    Inputs:
-    - model_path: the submitted ``models/classifier.pt2`` (a file of the grader's copy).
-    - rules_path: ``model_rules.py`` of the SOURCE exercise (never the student's copy).
-    - images: float32 (N, 1, 28, 28) in [0, 1], from :func:`load_hidden_images`.
-    - data_dir: where the hidden labels are read from, after the worker has exited.
-    - work_dir: an empty folder for this check (deleted afterwards by the caller).
-    - sandbox: limits and user id of the worker process.
-    - points / pass_accuracy: ``points`` if accuracy >= ``pass_accuracy``, else 0.
-    """
-    if not model_path.is_file() or model_path.is_symlink():
-        return HiddenResult(
-            None,
-            0.0,
-            points,
-            f"No {MODEL_RELATIVE_PATH} in your submission: run the saving cell of the notebook "
-            "and create the zip again.",
+
+def _read_run(outcome: Outcome, folder: Path, count: int, sandbox: Sandbox) -> ModelRun:
+    problem = probe_problem(outcome, "your model", sandbox)
+    if problem:
+        return ModelRun(problem=problem, seconds=outcome.seconds)
+    error = (untrusted.read_json(folder, "data.json", 10_000) or {}).get("error")
+    logits = untrusted.read_array(folder, "logits.npy", count * 10 * 8 + 4096)
+    singles = untrusted.read_array(folder, "singles.npy", SINGLES * 10 * 8 + 4096)
+    usable = all(
+        a is not None and a.shape == (n, 10) and a.dtype.kind == "f" and np.isfinite(a).all()
+        for a, n in ((logits, count), (singles, SINGLES))
+    )
+    if not usable:
+        detail = f" ({str(error)[:200]})" if error else ""
+        return ModelRun(
+            problem="Running your saved model on the test images failed"
+            f"{detail}; check that save_model runs without an error and create the zip again.",
+            seconds=outcome.seconds,
         )
-    work_dir = Path(work_dir)
-    _prepare_work_dir(work_dir, sandbox.uid)
-    names = {"rules": "model_rules.py", "model": "classifier.pt2", "images": "images.npy"}
-    shutil.copyfile(rules_path, work_dir / names["rules"])
-    shutil.copyfile(model_path, work_dir / names["model"])
-    np.save(work_dir / names["images"], np.ascontiguousarray(images, dtype=np.float32))
-    for name in names.values():
-        (work_dir / name).chmod(0o444)
-    args = [
-        *(str(work_dir / names[key]) for key in ("rules", "model", "images")),
-        str(work_dir / "logits.npy"),
-        str(work_dir / "result.json"),
-    ]
-    outcome = _run_worker(args, sandbox, work_dir, work_dir.parent / f"{work_dir.name}.log")
-    result = read_untrusted_json(work_dir / "result.json", max_bytes=100_000)
-    if outcome.timed_out:
-        message = (
-            f"Your model took longer than {sandbox.timeout_s:g} s to classify the hidden test "
-            "images: use a smaller model and save it again."
-        )
-        return HiddenResult(None, 0.0, points, message, outcome.seconds)
-    if result is not None and result.get("ok") is False:
-        message = str(result.get("message") or "Your model breaks a model rule; save it again.")
-        return HiddenResult(None, 0.0, points, message[:500], outcome.seconds)
-    logits = _read_logits(work_dir / "logits.npy", len(images))
-    if outcome.returncode != 0 or result != {"ok": True} or logits is None:
-        message = (
-            "Running your model on the hidden test images failed (it may need too much memory): "
-            "check that save_model runs without an error and create the zip again."
-        )
-        return HiddenResult(None, 0.0, points, message, outcome.seconds)
-    labels = load_hidden_labels(data_dir)
-    accuracy = round(float(np.mean(logits.argmax(axis=1) == labels)), 4)
+    return ModelRun(logits=logits, singles=singles, seconds=outcome.seconds)
+
+
+def hidden_result(run: ModelRun, labels: np.ndarray, points: float, pass_accuracy: float):
+    """Score the model's logits on the hidden images (the first ``len(labels)`` rows)."""
+    if run.logits is None:
+        return HiddenResult(None, 0.0, points, run.rule or run.problem, run.seconds)
+    predicted = run.logits[: len(labels)].argmax(axis=1)
+    accuracy = round(float(np.mean(predicted == labels)), 4)
     if accuracy >= pass_accuracy:
-        return HiddenResult(accuracy, points, points, "", outcome.seconds)
+        return HiddenResult(accuracy, points, points, "", run.seconds)
     message = (
         f"Your model's accuracy on the hidden test set is {accuracy:.2f}, below the "
         f"{pass_accuracy:.2f} needed for these {points:g} points: improve the classifier "
         "(e.g. fine-tune the pretrained encoder) and save it again."
     )
-    return HiddenResult(accuracy, 0.0, points, message, outcome.seconds)
+    return HiddenResult(accuracy, 0.0, points, message, run.seconds)

@@ -1,0 +1,171 @@
+"""The grader's side of the warm parent (:mod:`autograder.sandbox.zygote`): start it, ask it to
+fork isolated payloads, wait for them with the same limits and kill as every sandboxed job.
+
+One :class:`WarmParent` serves all threads of a ``grade`` run; it starts on first use (or early,
+with :meth:`WarmParent.start`, so that torch is imported while the first notebook runs) and
+stops with :meth:`WarmParent.close`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .run import Outcome, Sandbox, end_job, isolation_spec, over_disk_quota, scrubbed_env, start_job
+
+ZYGOTE = Path(__file__).with_name("zygote.py")
+START_TIMEOUT_S = 120
+
+
+class WarmParentError(RuntimeError):
+    """The warm parent could not start or stopped; the grader's fault, never the student's."""
+
+
+class WarmParent:
+    """Client of one zygote process (see the module docstring).
+
+    ``preload`` is what the zygote imports before forking: ``{"modules": {name: path},
+    "imports": [module names]}`` (see :func:`autograder.sandbox.worker.preload`).
+    """
+
+    def __init__(self, preload: dict) -> None:
+        self.preload = preload
+        self.process: subprocess.Popen | None = None
+        self.home: str | None = None
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.answers: dict[int, queue.Queue] = {}
+        self.ids = itertools.count(1)
+        self.failure = ""
+
+    def start(self) -> None:
+        """Start the zygote (it imports torch in the background); idempotent."""
+        with self.lock:
+            if self.process is not None:
+                return
+            self.home = tempfile.mkdtemp(prefix="autograder-zygote-")
+            Path(self.home, "tmp").mkdir()
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", str(ZYGOTE)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=scrubbed_env(Path(self.home)),
+                cwd=self.home,
+                start_new_session=True,
+            )
+            self.process.stdin.write((json.dumps(self.preload) + "\n").encode())
+            self.process.stdin.flush()
+            threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            message = json.loads(line)
+            if message.get("ready"):
+                self.ready.set()
+            elif message.get("id") in self.answers:
+                self.answers[message["id"]].put(message)
+        self.failure = "the warm parent stopped"
+        self.ready.set()
+        for answers in list(self.answers.values()):
+            answers.put({"exit": None})
+
+    def _send(self, message: dict) -> None:
+        with self.lock:
+            if self.process is None or self.process.poll() is not None:
+                raise WarmParentError("The warm parent is not running.")
+            self.process.stdin.write((json.dumps(message) + "\n").encode())
+            self.process.stdin.flush()
+
+    def run(
+        self, payload: str, args: dict, sandbox: Sandbox, cwd: Path, log: Path, env: dict
+    ) -> Outcome:
+        """Fork ``payload(args)`` isolated by ``sandbox`` in ``cwd``; wait for it and return
+        what happened. The job is killed (its cgroup, or its process group) when it ends, runs
+        out of time or over its disk quota."""
+        self.start()
+        if not self.ready.wait(START_TIMEOUT_S) or self.failure:
+            raise WarmParentError(f"The warm parent did not start ({self.failure or 'timeout'}).")
+        number = next(self.ids)
+        answers: queue.Queue = queue.Queue()
+        self.answers[number] = answers
+        job = start_job(sandbox)
+        start = time.monotonic()
+        timed_out, over_quota, code = False, "", None
+        try:
+            spec = isolation_spec(sandbox, cwd, job)
+            self._send(
+                {
+                    "id": number,
+                    "spec": spec,
+                    "payload": payload,
+                    "args": args,
+                    "log": str(log),
+                    "env": env,
+                }
+            )
+            deadline = start + sandbox.timeout_s
+            while True:
+                try:
+                    message = answers.get(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+                except queue.Empty:
+                    if time.monotonic() >= deadline:
+                        timed_out = True
+                        break
+                    over_quota = over_disk_quota(sandbox) if sandbox.disk_paths else ""
+                    if over_quota:
+                        break
+                    continue
+                if "exit" in message:
+                    code = message["exit"]
+                    break
+        finally:
+            over_memory, over_processes = end_job(job, lambda: self._kill(number))
+            if code is None and not self.failure:
+                code = self._wait_exit(answers)
+            self.answers.pop(number, None)
+        if code is None:
+            raise WarmParentError(f"The warm parent stopped while it ran a {payload}.")
+        return Outcome(
+            code, timed_out, time.monotonic() - start, "", over_quota, over_memory, over_processes
+        )
+
+    def _kill(self, number: int) -> None:
+        try:
+            self._send({"kill": number})
+        except WarmParentError:
+            pass
+
+    def _wait_exit(self, answers: queue.Queue) -> int | None:
+        try:
+            while True:
+                message = answers.get(timeout=30)
+                if "exit" in message:
+                    return message["exit"]
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        """Stop the zygote (its children are killed with it)."""
+        with self.lock:
+            process, self.process = self.process, None
+            if process is not None:
+                process.stdin.close()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if self.home:
+                shutil.rmtree(self.home, ignore_errors=True)
+                self.home = None
+            self.ready.clear()
+            self.failure = ""

@@ -1,0 +1,101 @@
+"""Payloads that run inside the sandbox, forked from the warm parent: data in, data out.
+
+- ``model``: the handed-in model, loaded only through the course's model validator
+  (``model_rules.load_checked_model``: no pickles, no code, allowed operators only), run on the
+  images it is given; writes the logits. It never sees a label.
+- ``probe``: one trusted check's probe: imports the student's modules from the folder it is
+  given and calls the assignment's probe function, which draws its inputs from the grading-time
+  seed and returns data; writes that data.
+
+Outputs are data only: ``.npy``/``.npz`` arrays (read back with ``allow_pickle=False``) and a
+JSON object, in the job's own folder. The grader reads them with
+:mod:`autograder.sandbox.untrusted` and decides everything itself.
+
+``preload`` runs in the warm parent, before any fork, with what the grader names: the course's
+``model_rules.py`` and the assignment's probe module, both loaded by file path (the sandbox
+cannot see those folders later, and needs not).
+"""
+
+import importlib.util
+import json
+import os
+import sys
+
+MODULES: dict = {}
+BATCH_SIZE = 2000
+
+
+def _load(name: str, path: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def preload(config: dict) -> None:
+    """Import torch and what ``config["modules"]`` names (``{name: file path}``), once."""
+    import numpy  # noqa: F401
+    import torch
+    import torch.export  # noqa: F401
+
+    torch.set_num_threads(1)
+    for name, path in config.get("modules", {}).items():
+        MODULES[name] = _load(f"autograder_preloaded_{name}", path)
+    for name in config.get("imports", []):
+        importlib.import_module(name)
+
+
+def save_data(out: str, data: dict) -> None:
+    """Write ``data`` as ``data.npz`` (its arrays and tensors) and ``data.json`` (the rest)."""
+    import numpy as np
+    import torch
+
+    arrays, values = {}, {}
+    for key, value in data.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        if isinstance(value, np.ndarray):
+            arrays[str(key)] = value
+        else:
+            values[str(key)] = value
+    np.savez(os.path.join(out, "data.npz"), **arrays)
+    with open(os.path.join(out, "data.json"), "w", encoding="utf-8") as handle:
+        json.dump(values, handle, default=str)
+
+
+def run_model(args: dict) -> int:
+    """Logits of the validated model on ``args["images"]`` (float32 (N, 1, 28, 28)), in batches,
+    and of its first ``args["singles"]`` images one at a time (a model must not depend on its
+    batch): ``logits.npy`` (N, 10) and ``singles.npy``."""
+    import numpy as np
+    import torch
+
+    rules = MODULES["model_rules"]
+    images = torch.from_numpy(np.load(args["images"], allow_pickle=False))
+    try:
+        module = rules.load_checked_model(args["model"]).module()
+        with torch.no_grad():
+            logits = [module(images[i : i + BATCH_SIZE]) for i in range(0, len(images), BATCH_SIZE)]
+            singles = [module(images[i : i + 1]) for i in range(args.get("singles", 0))]
+        result = {"logits": torch.cat(logits), "singles": torch.cat(singles) if singles else None}
+    except Exception as error:
+        save_data(args["out"], {"error": f"{type(error).__name__}: {error}"[:300]})
+        return 0
+    for name, value in result.items():
+        if value is not None:
+            np.save(os.path.join(args["out"], f"{name}.npy"), value.detach().float().numpy())
+    save_data(args["out"], {"error": None})
+    return 0
+
+
+def run_probe(args: dict) -> int:
+    """Run one check's probe on the student's modules in ``args["code"]``; save its data."""
+    sys.path.insert(0, args["code"])
+    os.chdir(args["out"])
+    data = MODULES["probes"].run(args["check"], int(args["seed"]), args.get("files"))
+    save_data(args["out"], data)
+    return 0
+
+
+PAYLOADS = {"model": run_model, "probe": run_probe}

@@ -1,0 +1,154 @@
+"""Trusted checks: every test point is decided here, in the grader's own process, from data.
+
+For each graded cell (``grade_id``) of an assignment, the assignment's ``grading/`` folder (next
+to its notebook, never released) holds the two halves of the cell's check:
+
+- ``grading/probes.py``: ``run(check, seed, files) -> dict`` runs in a fresh sandboxed process
+  forked from the warm parent (:mod:`autograder.sandbox`), imports the student's modules and
+  returns data for inputs drawn from ``seed``;
+- ``grading/verdicts.py``: ``judge(check, data, context) -> (passed, message)`` compares that
+  data with the reference solution on the same inputs; ``JUDGES`` lists the cells it decides,
+  and (exercise_08) ``MODEL_CHECK`` names the cell decided from the handed-in model's logits.
+
+The seed of a check is an HMAC of the course's secret key (``data/hidden/course_key``), the
+submission's hash and the cell: the student cannot know it before grading, and grading the same
+submission again draws the same inputs (the same verdicts). A probe that crashes, hangs, runs
+out of memory or writes garbage gets 0 points for its cell with one sentence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from . import course
+from .exercise_modules import exercise_code_module
+from .sandbox import Sandbox, untrusted
+
+GRADING_FOLDER = "grading"
+MAX_PROBE_JSON_BYTES = 1_000_000
+MAX_PROBE_ARRAY_BYTES = 64 * 2**20
+
+
+@dataclass
+class Context:
+    """What a verdict may use: the seed, the reference solution and the public splits."""
+
+    assignment: str
+    seed: int
+    data_dir: Path
+    splits: dict = field(default_factory=dict)
+
+    def reference(self, module: str) -> ModuleType:
+        """A module of the assignment's SOURCE ``exercise_code`` (the reference solution)."""
+        return exercise_code_module(self.assignment, module)
+
+    def split(self, name: str):
+        """A public split of exercise_08's data (``images``, ``labels``), loaded once."""
+        if name not in self.splits:
+            data = exercise_code_module("exercise_08", "data")
+            self.splits[name] = data.load_split(name, self.data_dir)
+        return self.splits[name]
+
+
+@dataclass(frozen=True)
+class CellVerdict:
+    """The trusted outcome of one graded cell: points and, if any were lost, why."""
+
+    notebook: str
+    cell: str
+    score: float
+    max_score: float
+    message: str = ""
+
+
+def grading_dir(assignment: str) -> Path:
+    return course.exercise_dir(assignment) / GRADING_FOLDER
+
+
+def probes_path(assignment: str) -> Path:
+    return grading_dir(assignment) / "probes.py"
+
+
+def verdicts(assignment: str) -> ModuleType:
+    """``<exercise>/grading/verdicts.py``, imported once as part of its package."""
+    name = f"_grading_{assignment}"
+    if name not in sys.modules:
+        folder = grading_dir(assignment)
+        spec = importlib.util.spec_from_file_location(
+            name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"{name}.verdicts")
+
+
+def check_seed(key: bytes, submission_digest: str, cell: str) -> int:
+    """The seed of ``cell``'s inputs for one submission: secret, and the same every time."""
+    digest = hmac.new(key, f"{submission_digest}:{cell}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:6], "big")
+
+
+def read_probe_data(folder: Path) -> dict | None:
+    """What a probe wrote: ``data.json`` merged with the arrays of ``data.npz``, or None."""
+    values = untrusted.read_json(folder, "data.json", MAX_PROBE_JSON_BYTES)
+    arrays = untrusted.read_arrays(folder, "data.npz", MAX_PROBE_ARRAY_BYTES)
+    if values is None or arrays is None:
+        return None
+    return {**values, **arrays}
+
+
+def probe_problem(outcome, cell: str, sandbox: Sandbox) -> str:
+    """One sentence when a probe did not end normally (the student's code is why), else ""."""
+    if outcome.timed_out:
+        return (
+            f"Checking {cell} took longer than {sandbox.timeout_s:g} s, so it got no points; look "
+            "for an endless loop or very slow code in your exercise_code modules."
+        )
+    if outcome.over_memory:
+        return (
+            f"Checking {cell} needed more than {sandbox.memory_bytes // 2**20:,} MB of memory, so "
+            "it got no points; look for huge tensors in your exercise_code modules."
+        )
+    if outcome.over_disk_quota:
+        return f"Checking {cell} wrote {outcome.over_disk_quota}, so it got no points."
+    if outcome.returncode != 0:
+        return (
+            f"Your code ended the process that checks {cell} (exit status {outcome.returncode}), "
+            "so it got no points; do not exit, kill or crash the Python process in your modules."
+        )
+    return ""
+
+
+def probe_args(code: Path, files: Path, out: Path, cell: str, seed: int) -> dict:
+    """The arguments of the ``probe`` payload (:func:`autograder.sandbox.worker.run_probe`)."""
+    return {"code": str(code), "files": str(files), "out": str(out), "check": cell, "seed": seed}
+
+
+def probe_env(out: Path) -> dict[str, str]:
+    """Environment changes for a probe: its own folder as home."""
+    return {"HOME": str(out), "TMPDIR": "/tmp", "MPLBACKEND": "Agg"}
+
+
+def dump(data: dict) -> str:
+    """Probe data as short text (for logs and tests)."""
+    return json.dumps(
+        {k: (v if not hasattr(v, "shape") else f"array{v.shape}") for k, v in data.items()}
+    )
+
+
+def make_probe_folder(root: Path, name: str, uid: int | None) -> Path:
+    """A fresh, empty folder for one probe's output, owned by the sandbox user."""
+    folder = root / name
+    folder.mkdir(mode=0o700)
+    if uid is not None:
+        os.chown(folder, uid, uid)
+    return folder
