@@ -570,7 +570,7 @@ def _probe_sandbox(run: _Run, job: _Job, memory: int | None = None) -> Sandbox:
         hide=run.hide,
         max_processes=run.settings.max_processes,
         disk_paths=(str(job.root / "out"),),
-        max_disk_bytes=256 * MiB,
+        max_disk_bytes=run.settings.autograde_disk_bytes,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import course
 from .course import AutograderError
+from .feedback import strip_hidden_tests
 
 Scores = dict[tuple[str, str], float]
 """(notebook name, graded cell name) -> points."""
@@ -48,7 +49,12 @@ def gradebook_cells(course_dir: Path, assignment: str) -> Scores:
 
 
 def make_template_gradebook(real_db: Path, template: Path, assignment: str) -> None:
-    """A copy of the real gradebook with only ``assignment`` and no students (vacuumed)."""
+    """A copy of the real gradebook with only ``assignment``, no students and no hidden tests.
+
+    nbgrader's autograde restores locked cells from this gradebook; without the hidden-test
+    regions in it, no hidden test ever reaches the sandbox that runs the student's notebook
+    (the trusted checks decide the points; the notebook runs for the feedback only).
+    """
     from nbgrader.api import Gradebook
 
     source = sqlite3.connect(f"file:{real_db}?mode=ro", uri=True)
@@ -65,6 +71,12 @@ def make_template_gradebook(real_db: Path, template: Path, assignment: str) -> N
                 gb.remove_assignment(other.name)
         gb.db.commit()
     connection = sqlite3.connect(template)
+    with connection:
+        for cell_id, source in connection.execute("SELECT id, source FROM source_cell").fetchall():
+            connection.execute(
+                "UPDATE source_cell SET source = ? WHERE id = ?",
+                (strip_hidden_tests(source or ""), cell_id),
+            )
     connection.execute("VACUUM")
     connection.close()
 

@@ -22,6 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
+from .results import clean_text
 from .sandbox import Outcome, Sandbox, WarmParent, untrusted
 from .trusted import probe_env, probe_problem
 
@@ -80,27 +81,32 @@ def run_model(
     outcome = warm.run(
         "model", args, sandbox, folder, folder.with_suffix(".log"), probe_env(folder)
     )
-    return _read_run(outcome, folder, count, sandbox)
+    return _read_run(outcome, folder, count, sandbox, rules)
 
 
-def _read_run(outcome: Outcome, folder: Path, count: int, sandbox: Sandbox) -> ModelRun:
+def _read_run(
+    outcome: Outcome, folder: Path, count: int, sandbox: Sandbox, rules: ModuleType
+) -> ModelRun:
+    """The logits the model run wrote, checked here with the rules' ``check_outputs``."""
     problem = probe_problem(outcome, "your model", sandbox)
     if problem:
         return ModelRun(problem=problem, seconds=outcome.seconds)
     error = (untrusted.read_json(folder, "data.json", 10_000) or {}).get("error")
-    logits = untrusted.read_array(folder, "logits.npy", count * 10 * 8 + 4096)
-    singles = untrusted.read_array(folder, "singles.npy", SINGLES * 10 * 8 + 4096)
-    usable = all(
-        a is not None and a.shape == (n, 10) and a.dtype.kind == "f" and np.isfinite(a).all()
-        for a, n in ((logits, count), (singles, SINGLES))
-    )
-    if not usable:
-        detail = f" ({str(error)[:200]})" if error else ""
+    limit = count * 64 * 8 + 4096
+    logits = untrusted.read_array(folder, "logits.npy", limit)
+    singles = untrusted.read_array(folder, "singles.npy", limit)
+    if logits is None or singles is None:
+        detail = f" ({clean_text(error, 200)})" if error else ""
         return ModelRun(
             problem="Running your saved model on the test images failed"
             f"{detail}; check that save_model runs without an error and create the zip again.",
             seconds=outcome.seconds,
         )
+    try:
+        rules.check_outputs(logits, count)
+        rules.check_outputs(singles, SINGLES)
+    except rules.ModelRuleError as broken:
+        return ModelRun(rule=str(broken), seconds=outcome.seconds)
     return ModelRun(logits=logits, singles=singles, seconds=outcome.seconds)
 
 

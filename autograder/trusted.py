@@ -113,6 +113,11 @@ def probe_problem(outcome, cell: str, sandbox: Sandbox) -> str:
             f"Checking {cell} took longer than {sandbox.timeout_s:g} s, so it got no points; look "
             "for an endless loop or very slow code in your exercise_code modules."
         )
+    if outcome.over_processes:
+        return (
+            f"Checking {cell} started more processes or threads than allowed, so it got no "
+            "points; do not start processes in a loop in your exercise_code modules."
+        )
     if outcome.over_memory:
         return (
             f"Checking {cell} needed more than {sandbox.memory_bytes // 2**20:,} MB of memory, so "

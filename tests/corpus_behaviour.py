@@ -1,26 +1,27 @@
 """A stand-in graded exercise and a corpus of bad and hostile submissions for ``grade``.
 
 The stand-in exercise has the shape of exercise_08 (one notebook ``autoencoder.ipynb`` with a
-solution cell and two graded test cells worth 25 points each, a student module, a given helper,
-the real ``model_rules.py``) and is graded like it, hidden-accuracy check included, but its
-notebook runs in a second. nbgrader's markers are built from pieces on purpose.
+solution cell, two graded test cells worth 25 points each and the 50-point hidden-accuracy cell;
+a student module, a given helper, the real ``model_rules.py``; trusted checks in ``grading/``)
+and is graded like it, but its notebook runs in a second. nbgrader's markers are built from
+pieces on purpose.
 
 Every corpus entry is made by code from the released notebook: :func:`corpus` returns
-``{kind: files}`` where ``files`` maps paths inside the zip to their bytes, and
-:func:`make_models` writes the models (a good one trained on the training images in a few
-seconds, and one per broken model rule, exported with ``torch.export`` directly so that
-``save_model``'s checks do not stop them).
+``{kind: files}`` where ``files`` maps paths inside the zip to their bytes. :func:`make_models`
+writes the models: a good one trained in a few seconds, one per broken model rule (exported with
+``torch.export`` directly, so that ``save_model``'s checks do not stop them) and crafted archives
+(pickles, custom objects, guard code, symbolic-size injection, forbidden operators).
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import hostile_code as hostile
 from autograder_standin import (
     BEGIN_HIDDEN,
     BEGIN_SOLUTION,
@@ -35,6 +36,8 @@ REAL_EXERCISE = REPO_ROOT / "exercise_08"
 NOTEBOOK = "autoencoder.ipynb"
 STUDENT_CELL = 2
 """Index of the solution cell that the behaviour entries fill with their code."""
+HIDDEN_TEST_LINE = "assert value + 0 == 42, 'the hidden check of value failed'"
+"""A hidden test's source: it must never reach a student's feedback."""
 
 ANSWER_SOURCE = f'''"""Student module of the stand-in exercise."""
 
@@ -52,6 +55,81 @@ HELPER = '''"""Given helper of the stand-in exercise (restored from source when 
 def check_answer(value):
     """Raise unless value is the answer."""
     assert value == 42, f"answer() returned {value!r}, expected 42"
+'''
+
+PROBES = '''"""Probes of the stand-in exercise (see exercise_08/grading/probes.py)."""
+
+import json
+
+
+def probe_answer(seed, files):
+    from exercise_code.answer import answer
+
+    try:
+        value = answer()
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"[:300]}
+    return {"value": value if type(value) is int else repr(value)[:100]}
+
+
+def probe_value(seed, files):
+    """Run the notebook's solution cell (it binds ``value``), as the notebook would."""
+    try:
+        with open(f"{files}/autoencoder.ipynb", encoding="utf-8") as handle:
+            cells = json.load(handle)["cells"]
+    except FileNotFoundError:
+        return {"missing": True}
+    except ValueError:
+        return {"invalid": True}
+    try:
+        source = next(
+            "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in cells
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "student_code"
+        )
+        from exercise_code.answer import answer
+
+        namespace = {"answer": answer}
+        exec(compile(source, "student_code", "exec"), namespace)
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"[:300]}
+    value = namespace.get("value")
+    return {"value": value if type(value) is int else repr(value)[:100]}
+
+
+def run(check, seed, files):
+    return {"test_answer": probe_answer, "test_value": probe_value}[check](seed, files)
+'''
+
+VERDICTS = '''"""Verdicts of the stand-in exercise (see exercise_08/grading/verdicts.py)."""
+
+import numpy as np
+
+
+def _judge(what, data, context):
+    if data.get("missing"):
+        return False, "Your submission has no autoencoder.ipynb; keep the notebook's name."
+    if data.get("invalid"):
+        return False, "autoencoder.ipynb in your submission is not a valid notebook."
+    if "error" in data:
+        return False, f"{what} raised {data['error']}."
+    if data.get("value") != 42:
+        return False, f"{what} is {data.get('value')!r}, expected 42."
+    return True, ""
+
+
+JUDGES = {
+    "test_answer": lambda data, context: _judge("answer()", data, context),
+    "test_value": lambda data, context: _judge("value", data, context),
+}
+
+
+def judge(check, data, context):
+    return JUDGES[check](data, context)
+
+
+def model_images(context):
+    return np.zeros((0, 1, 28, 28), dtype=np.float32)
 '''
 
 
@@ -82,26 +160,40 @@ def source_notebook() -> dict:
         nbgrader_cell(
             "code",
             f"# 25 points: value is right\nassert value == 42, 'value must be 42'\n"
-            f"{BEGIN_HIDDEN}\nassert value + 0 == 42\n{END_HIDDEN}",
+            f"{BEGIN_HIDDEN}\n{HIDDEN_TEST_LINE}\n{END_HIDDEN}",
             grade_id="test_value",
             grade=True,
             locked=True,
             points=25,
+        ),
+        nbgrader_cell(
+            "code",
+            "# Hidden test (50 points): set by the grader.\nprint('graded after hand-in')",
+            grade_id="hidden_accuracy",
+            grade=True,
+            locked=True,
+            points=50,
         ),
     ]
     return notebook_document(cells)
 
 
 def make_exercise(repo_root: Path, name: str = "exercise_08") -> Path:
-    """Write the stand-in exercise as ``repo_root/name``."""
+    """Write the stand-in exercise (with its trusted checks) as ``repo_root/name``."""
     folder = Path(repo_root) / name
     code = folder / "exercise_code"
     code.mkdir(parents=True)
     (code / "__init__.py").write_text("")
     (code / "answer.py").write_text(ANSWER_SOURCE)
     (code / "helpers.py").write_text(HELPER)
-    shutil.copyfile(REAL_EXERCISE / "exercise_code" / "model_rules.py", code / "model_rules.py")
+    for module in ("model_rules.py", "data.py", "mnist_files.py"):
+        shutil.copyfile(REAL_EXERCISE / "exercise_code" / module, code / module)
     (folder / NOTEBOOK).write_text(json.dumps(source_notebook(), indent=1))
+    grading = folder / "grading"
+    grading.mkdir()
+    (grading / "__init__.py").write_text("")
+    (grading / "probes.py").write_text(PROBES)
+    (grading / "verdicts.py").write_text(VERDICTS)
     return folder
 
 
@@ -116,11 +208,29 @@ def _export(module, path: Path, example) -> None:
     torch.export.save(program, path)
 
 
-class _Evil:
-    def __reduce__(self):
-        import os
+def _craft(source: Path, target: Path, change: Callable[[str, bytes], bytes | None], extra=None):
+    """A copy of the archive ``source`` with each entry passed through ``change(name, data)``
+    (None drops it) and ``extra`` entries ``{name below the top folder: bytes}`` added."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as crafted:
+        top = original.namelist()[0].split("/")[0]
+        for info in original.infolist():
+            data = change(info.filename.split("/", 1)[1], original.read(info))
+            if data is not None:
+                crafted.writestr(info, data)
+        for name, data in (extra or {}).items():
+            crafted.writestr(f"{top}/{name}", data)
+    return target
 
-        return (os.system, ("touch /tmp/autograder-corpus-pwned",))
+
+def _json_edit(entry: str, edit: Callable[[dict], None]) -> Callable[[str, bytes], bytes]:
+    def change(name: str, data: bytes) -> bytes:
+        if name != entry:
+            return data
+        value = json.loads(data)
+        edit(value)
+        return json.dumps(value).encode()
+
+    return change
 
 
 def make_models(folder: Path, train_images, train_labels) -> dict[str, Path]:
@@ -142,55 +252,72 @@ def make_models(folder: Path, train_images, train_labels) -> dict[str, Path]:
         nn.functional.cross_entropy(linear(x), y).backward()
         optimizer.step()
     image = torch.rand(4, 1, 28, 28)
-
-    class Scaled(nn.Module):
-        """The good linear model, its logits multiplied by ``factor`` (NaN/inf variants)."""
-
-        def __init__(self, factor: float):
-            super().__init__()
-            self.flatten, self.linear, self.factor = nn.Flatten(), linear, factor
-
-        def forward(self, x):
-            return self.linear(self.flatten(x)) * self.factor
-
-    class Buffered(nn.Module):
-        """Few parameters but more than 5,000,000 stored numbers (an int8 buffer, 5 MB)."""
-
-        def __init__(self):
-            super().__init__()
-            self.model = Scaled(1.0)
-            table = torch.randint(-128, 127, (5_100_000,), dtype=torch.int8)
-            self.register_buffer("table", table)
-
-        def forward(self, x):
-            return self.model(x) + self.table[0].float()
-
-    class Wide(nn.Module):
-        """A float64 layer of 2.6M weights: within the parameter limit, a 21 MB file."""
-
-        def __init__(self):
-            super().__init__()
-            self.linear = nn.Linear(784, 3300).double()
-            self.out = nn.Linear(3300, 10)
-
-        def forward(self, x):
-            return self.out(self.linear(x.flatten(1).double()).float())
-
     paths = {name: folder / f"{name}.pt2" for name in MODEL_KINDS}
-    _export(Scaled(1.0), paths["good"], image)
-    _export(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), paths["untrained"], image)
-    _export(
-        nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(1352, 10)), paths["conv"], image
-    )
-    _export(Buffered(), paths["too_many_parameters"], image)
-    _export(Wide(), paths["too_large_file"], image)
-    _export(nn.Sequential(nn.Flatten(), nn.Linear(784, 5)), paths["wrong_shape"], image)
-    _export(Scaled(float("nan")), paths["nan_outputs"], image)
-    _export(Scaled(float("inf")), paths["inf_outputs"], image)
-    _export(nn.Linear(784, 10), paths["flattened_input"], torch.rand(4, 784))
+    for name, (module, example) in hostile.exported_models(linear, image).items():
+        _export(module, paths[name], example)
     paths["not_pt2"].write_bytes(b"this is a text file, not a model\n" * 10)
-    paths["pickle_payload"].write_bytes(pickle.dumps(_Evil()))
+    paths["pickle_file"].write_bytes(hostile.pickled_payload())
+    good = paths["good"]
+    weights = "data/weights/model_weights_config.json"
+    constants = "data/constants/model_constants_config.json"
+    model_json = "models/model.json"
+    crafted = {
+        "pickled_weights": _craft(good, paths["pickled_weights"], hostile.pickled_weight(weights)),
+        "pickled_sample_inputs": _craft(good, paths["pickled_sample_inputs"], hostile.evil_inputs),
+        "pickled_constant": _craft(
+            good,
+            paths["pickled_constant"],
+            _json_edit(constants, hostile.add_constant(pickled=True)),
+            {"data/constants/tensor_0": hostile.pickled_payload()},
+        ),
+        "custom_object": _craft(
+            good,
+            paths["custom_object"],
+            _json_edit(constants, hostile.add_custom_object),
+            {"data/constants/custom_obj_0": hostile.pickled_payload()},
+        ),
+        "custom_object_in_graph": _craft(
+            good,
+            paths["custom_object_in_graph"],
+            _json_edit(model_json, hostile.graph_custom_object),
+        ),
+        "guard_code": _craft(good, paths["guard_code"], _json_edit(model_json, hostile.guard_code)),
+        "symbolic_size_code": _craft(good, paths["symbolic_size_code"], hostile.sympy_injection),
+        "control_flow": _craft(
+            good, paths["control_flow"], _json_edit(model_json, hostile.cond_node)
+        ),
+        "huge_graph": _craft(good, paths["huge_graph"], _json_edit(model_json, hostile.many_nodes)),
+    }
+    assert set(crafted) <= set(paths)
     return paths
+
+
+MODEL_KINDS = (
+    "good",
+    "untrained",
+    "not_pt2",
+    "pickle_file",
+    "conv",
+    "too_many_parameters",
+    "too_large_file",
+    "wrong_shape",
+    "nan_outputs",
+    "inf_outputs",
+    "flattened_input",
+    "pixel_lookup",
+    "batch_mixing",
+    "batch_norm_training",
+    "public_test_lookup",
+    "pickled_weights",
+    "pickled_sample_inputs",
+    "pickled_constant",
+    "custom_object",
+    "custom_object_in_graph",
+    "guard_code",
+    "symbolic_size_code",
+    "control_flow",
+    "huge_graph",
+)
 
 
 def corpus_context(work_dir: Path, course_dir: Path, data_dir: Path) -> dict:
@@ -204,22 +331,8 @@ def corpus_context(work_dir: Path, course_dir: Path, data_dir: Path) -> dict:
         files.read_idx(raw / "train-images-idx3-ubyte"),
         files.read_idx(raw / "train-labels-idx1-ubyte"),
     )
+    hostile.public_test_lookup_model(models["public_test_lookup"], data_dir)
     return {"models": models, "course_dir": course_dir, "data_dir": data_dir}
-
-
-MODEL_KINDS = (
-    "good",
-    "untrained",
-    "not_pt2",
-    "pickle_payload",
-    "conv",
-    "too_many_parameters",
-    "too_large_file",
-    "wrong_shape",
-    "nan_outputs",
-    "inf_outputs",
-    "flattened_input",
-)
 
 
 # ----------------------------------------------------------------------------- submissions
@@ -245,13 +358,29 @@ def good_files(release_dir: Path, model: Path) -> dict[str, bytes]:
     return files
 
 
-def _with_code(code: str) -> Callable[[dict, dict], dict]:
+def with_code(code: str, answer: bytes | None = None) -> Callable[[dict, dict], dict]:
+    """The good submission with ``code`` run in the solution cell (before ``value = answer()``)
+    and, if given, ``answer`` as the student module."""
+
     def change(files: dict, context: dict) -> dict:
         notebook = json.loads(files[NOTEBOOK])
         notebook["cells"][STUDENT_CELL]["source"] = code + "\nvalue = answer()"
-        return {**files, NOTEBOOK: json.dumps(notebook).encode()}
+        changed = {**files, NOTEBOOK: json.dumps(notebook).encode()}
+        if answer is not None:
+            changed["exercise_code/answer.py"] = answer
+        return changed
 
     return change
+
+
+def with_context_code(make: Callable[[dict], str], answer: bytes | None = None):
+    """Like :func:`with_code`, with code that needs the context (paths of the test run)."""
+    return lambda files, context: with_code(make(context), answer)(files, context)
+
+
+def with_files(**extra: bytes) -> Callable[[dict, dict], dict]:
+    """The good submission plus (or with replaced) files, keys with ``__`` for ``/``."""
+    return lambda files, context: {**files, **{k.replace("__", "/"): v for k, v in extra.items()}}
 
 
 def _with_model(name: str) -> Callable[[dict, dict], dict]:
@@ -285,96 +414,14 @@ def _graded_cells_edited(files: dict, context: dict) -> dict:
     for cell in notebook["cells"]:
         if cell["metadata"].get("nbgrader", {}).get("grade"):
             cell["source"] = "pass  # tests edited away"
-    return {
-        **files,
-        NOTEBOOK: json.dumps(notebook).encode(),
-        "exercise_code/answer.py": b"def answer():\n    return 41\n",
-    }
+    return {**files, NOTEBOOK: json.dumps(notebook).encode(), "exercise_code/answer.py": WRONG}
 
 
-def _tamper_code(context: dict) -> str:
-    """Code that tries to change grades and other students' files from inside the kernel."""
-    course_dir = context["course_dir"]
-    return f"""
-import glob, os, sqlite3
-targets = [{str(course_dir / "gradebook.db")!r}]
-targets += glob.glob({str(course_dir)!r} + '/**', recursive=True)
-targets += glob.glob('/tmp/autograder-grade-*/*/course/submitted/*/*/*.ipynb')
-changed = []
-for target in targets:
-    try:
-        with open(target, 'ab') as handle:
-            handle.write(b'tampered')
-        changed.append(target)
-    except OSError:
-        pass
-for db in glob.glob('../../../gradebook.db') + glob.glob('../../gradebook.db'):
-    try:
-        connection = sqlite3.connect(db)
-        connection.execute('UPDATE grade SET auto_score = 1000')
-        connection.commit()
-    except sqlite3.Error:
-        pass
-for litter in ('/tmp/autograder-corpus-litter', '/var/tmp/autograder-corpus-litter'):
-    with open(litter, 'w') as handle:
-        handle.write('left behind')
-print('TAMPERED' if changed else 'tampering refused')
-"""
-
-
-def _search_code(context: dict) -> str:
-    data_dir = context["data_dir"]
-    return f"""
-import os, time
-found = []
-start = time.time()
-for top in ('/work', '/tmp', '/root', '/home', {str(data_dir)!r}):
-    for folder, dirs, names in os.walk(top):
-        if time.time() - start > 5:
-            break
-        for name in names:
-            if 't10k' in name or name == 'hidden_test.json':
-                try:
-                    with open(os.path.join(folder, name), 'rb') as handle:
-                        handle.read(16)
-                    found.append(os.path.join(folder, name))
-                except OSError:
-                    pass
-try:
-    with open({str(REPO_ROOT / ".git" / "HEAD")!r}, 'rb') as handle:
-        handle.read(16)
-    found.append('.git')
-except OSError:
-    pass
-try:
-    if os.listdir({str(REAL_EXERCISE / "exercise_code")!r}):
-        found.append('exercise source')
-except OSError:
-    pass
-print('LEAKED ' + ' '.join(found) if found else 'no hidden labels readable')
-"""
-
-
-NETWORK_CODE = """
-import socket
-reached = []
-for host, port in (('pypi.org', 443), ('1.1.1.1', 53), ('8.8.8.8', 53)):
-    try:
-        socket.create_connection((host, port), timeout=3).close()
-        reached.append(host)
-    except OSError:
-        pass
-print('NETWORK REACHED ' + ' '.join(reached) if reached else 'network unreachable')
-"""
-
-UNSTOPPABLE_LOOP = """
-while True:
-    try:
-        while True:
-            pass
-    except KeyboardInterrupt:
-        pass
-"""
+def _markup(files: dict, context: dict) -> dict:
+    notebook = json.loads(files[NOTEBOOK])
+    notebook["cells"].insert(1, nbgrader_cell("markdown", hostile.MARKDOWN))
+    notebook["cells"][STUDENT_CELL + 1]["source"] = hostile.HTML_OUTPUT + "\nvalue = answer()"
+    return {**files, NOTEBOOK: json.dumps(notebook).encode()}
 
 
 def _untouched(files: dict, context: dict) -> dict:
@@ -387,21 +434,16 @@ def _untouched(files: dict, context: dict) -> dict:
     }
 
 
-WARNING_ANSWER = b"""import sys
-
-
-def answer():
-    print("answer(): computing", file=sys.stderr)
-    return 42
-"""
+WRONG = b"def answer():\n    return 41\n"
+STUB = b"def answer():\n    raise NotImplementedError('Implement answer')\n"
+WARNING_ANSWER = (
+    b"import sys\n\n\ndef answer():\n    print('computing', file=sys.stderr)\n    return 42\n"
+)
 
 CHANGES: dict[str, Callable[[dict, dict], dict]] = {
     "good": lambda files, context: files,
     "untouched": _untouched,
-    "stderr_in_test": lambda files, context: {
-        **files,
-        "exercise_code/answer.py": WARNING_ANSWER,
-    },
+    "stderr_in_test": lambda files, context: {**files, "exercise_code/answer.py": WARNING_ANSWER},
     "notebook_missing": _without(NOTEBOOK),
     "notebook_renamed": _renamed,
     "notebook_not_json": lambda files, context: {**files, NOTEBOOK: b'{"cells": [ not json'},
@@ -414,21 +456,55 @@ CHANGES: dict[str, Callable[[dict, dict], dict]] = {
     },
     "model_missing": _without("models/classifier.pt2"),
     **{f"model_{name}": _with_model(name) for name in MODEL_KINDS if name != "good"},
-    "infinite_loop": _with_code(UNSTOPPABLE_LOOP),
-    "kernel_kills_itself": _with_code("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
-    "memory_blowup": _with_code("hog = []\nwhile True:\n    hog.append(bytearray(2**27))"),
-    "megabytes_of_printing": _with_code("for i in range(100_000):\n    print('x' * 100)"),
-    "fills_the_disk": _with_code(
-        "import itertools\nfor i in itertools.count():\n"
-        "    open(f'filler{i}.bin', 'wb').write(b'x' * 2**24)"
+    "infinite_loop": with_code(hostile.UNSTOPPABLE_LOOP),
+    "kernel_kills_itself": with_code("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
+    "memory_blowup": with_code(hostile.MEMORY_ONE_PROCESS),
+    "memory_across_processes": with_code(hostile.MEMORY_CHILDREN),
+    "megabytes_of_printing": with_code("for i in range(100_000):\n    print('x' * 100)"),
+    "fills_the_disk": with_code(hostile.FILL_DISK),
+    "writes_gradebook_and_others": with_context_code(hostile.tamper_code),
+    "searches_hidden_labels": with_context_code(hostile.search_code),
+    "tries_network": with_code(hostile.NETWORK),
+    # Processes that try to outlive their job (issue "the sandbox holds").
+    "setsid_daemon": with_code(hostile.SETSID_DAEMON),
+    "double_fork_nohup": with_code(hostile.NOHUP_SHELL),
+    "aa_saboteur_of_the_next_slot": with_code(hostile.SLOT_SABOTEUR),
+    "aa_spy_on_the_next_slot": with_code(hostile.SLOT_SPY),
+    "fork_bomb": with_code(hostile.FORK_BOMB, STUB),
+    "shell_fork_bomb": with_code(hostile.SHELL_FORK_BOMB, STUB),
+    "ipc_leftovers": with_code(hostile.IPC_LEFTOVERS),
+    "writes_everywhere": with_context_code(hostile.write_everywhere),
+    "fills_run_lock": with_code(hostile.FILL_RUN_LOCK),
+    "plants_symlinks": with_context_code(hostile.plant_symlinks),
+    "snoops_proc": with_code(hostile.SNOOP_PROC),
+    # Points without the work (issue "trusted points"), each with a wrong or missing answer.
+    "gradebook_manual_score": with_code(hostile.GRADEBOOK_MANUAL_SCORE, STUB),
+    "gradebook_trigger": with_code(hostile.GRADEBOOK_TRIGGER, STUB),
+    "gradebook_rewriter": with_code(hostile.GRADEBOOK_REWRITER, STUB),
+    "swallows_errors": with_code(hostile.SWALLOW_ERRORS, WRONG),
+    "rewrites_later_cells": with_code(hostile.REWRITE_CELLS, WRONG),
+    "shadows_given_helper": with_files(
+        exercise_code__helpers__init__py=b"def check_answer(value):\n    pass\n",
+        exercise_code__answer_py=WRONG,
     ),
-    "writes_gradebook_and_others": lambda files, context: _with_code(_tamper_code(context))(
-        files, context
+    "shadows_with_sitecustomize": with_files(
+        sitecustomize_py=b"import builtins\nbuiltins.AssertionError = KeyError\n",
+        exercise_code__answer_py=WRONG,
     ),
-    "searches_hidden_labels": lambda files, context: _with_code(_search_code(context))(
-        files, context
-    ),
-    "tries_network": _with_code(NETWORK_CODE),
+    "cheats_only_under_nbgrader": lambda files, context: {
+        **files,
+        "exercise_code/answer.py": hostile.ANSWER_UNDER_NBGRADER_ONLY,
+    },
+    "cheats_outside_nbgrader": lambda files, context: {
+        **files,
+        "exercise_code/answer.py": hostile.ANSWER_WHEN_NOT_WATCHED,
+    },
+    "reads_hidden_tests": with_code(hostile.READ_HIDDEN_TESTS),
+    "markup_in_notebook": _markup,
+    "control_characters": lambda files, context: {
+        **files,
+        "exercise_code/answer.py": hostile.CONTROL_CHARACTERS,
+    },
 }
 """kind -> how the submission differs from the good one."""
 

@@ -230,9 +230,12 @@ def _read_entries(path: Path) -> dict[str, bytes]:
 
 def _json(entries: dict[str, bytes], name: str) -> dict:
     data = entries.get(name)
-    if data is None or len(data) > _MAX_JSON_BYTES:
+    if data is None:
+        raise ModelRuleError(f"The model file lacks {name}; save it again with save_model.")
+    if len(data) > _MAX_JSON_BYTES:
         raise ModelRuleError(
-            f"The model file lacks {name} (or it is too large); save it again with save_model."
+            f"The model's {name} is larger than {_MAX_JSON_BYTES // 10**6} MB (far more operations "
+            "than a network of linear layers needs); save a smaller model with save_model."
         )
     try:
         value = json.loads(data)
