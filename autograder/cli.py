@@ -5,6 +5,7 @@ Run from the repository root::
     python -m autograder data
     python -m autograder release [ASSIGNMENT...]
     python -m autograder collect ASSIGNMENT PATH... [--id-pattern REGEX]
+    python -m autograder collect ASSIGNMENT PATH... --from moodle|canvas --roster CSV
     python -m autograder grade ASSIGNMENT [--student ID...] [--jobs N]
     python -m autograder report ASSIGNMENT
     python -m autograder demo [--jobs N]
@@ -53,11 +54,27 @@ def _parser() -> argparse.ArgumentParser:
 
     collect = commands.add_parser("collect", parents=[common], help="import student zips")
     collect.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
-    collect.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="zip or folder")
+    collect.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="zip or folder (or an LMS download)"
+    )
     collect.add_argument(
         "--id-pattern",
         default=None,
         help="regex applied to the zip's file name; group 'id' (or group 1) is the student id",
+    )
+    collect.add_argument(
+        "--from",
+        dest="lms",
+        choices=("moodle", "canvas"),
+        default=None,
+        help="PATH is that LMS's bulk download of the assignment (its zip or unpacked folder)",
+    )
+    collect.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="with --from: maps LMS ids to student ids (columns lms_id, student_id, ...)",
     )
 
     grade = commands.add_parser("grade", parents=[common], help="autograde + hidden check")
@@ -88,7 +105,14 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "collect":
         from .collect import collect
 
-        collect(course_dir, args.assignment, args.paths, id_pattern=args.id_pattern)
+        collect(
+            course_dir,
+            args.assignment,
+            args.paths,
+            id_pattern=args.id_pattern,
+            lms=args.lms,
+            roster=args.roster,
+        )
     elif args.command == "grade":
         if args.jobs < 1:
             raise AutograderError("--jobs must be at least 1.")

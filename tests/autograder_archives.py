@@ -158,3 +158,92 @@ def two_zips(folder: Path, student: str = "carol") -> tuple[Path, Path]:
     os.utime(older, (1_700_000_000, 1_700_000_000))
     os.utime(newer, (1_700_000_100, 1_700_000_100))
     return older, newer
+
+
+# --- Uploads as they come: the other assignment, and LMS bulk downloads ----------------------
+
+OPTIONAL_FILES = {
+    "regularization.ipynb": json.dumps(
+        {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    ),
+    "exercise_code/__init__.py": "",
+    "exercise_code/layers.py": "def dropout_forward(x, p):\n    return x\n",
+}
+"""A plausible exercise_08_optional hand-in (its notebook is regularization.ipynb)."""
+
+
+def zip_bytes(entries: dict[str, str | bytes]) -> bytes:
+    """A zip holding ``entries`` (name -> content), as bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def hand_in(marker: str) -> bytes:
+    """A good exercise_08 zip whose networks.py says ``marker`` (to see where it landed)."""
+    return zip_bytes({**GOOD_FILES, "exercise_code/networks.py": f"# {marker}\n"})
+
+
+def optional(folder: Path, name: str = "s1_exercise_08_optional.zip") -> Path:
+    """A good exercise_08_optional hand-in."""
+    return _write(folder / name, OPTIONAL_FILES)
+
+
+def both_assignments(folder: Path, student: str = "s1") -> tuple[Path, Path]:
+    """``<student>_exercise_08.zip`` and a NEWER ``<student>_exercise_08_optional.zip``."""
+    main = _write(folder / f"{student}_exercise_08.zip", GOOD_FILES)
+    extra = optional(folder, f"{student}_exercise_08_optional.zip")
+    os.utime(main, (1_700_000_000, 1_700_000_000))
+    os.utime(extra, (1_700_000_500, 1_700_000_500))
+    return main, extra
+
+
+def write_download(path: Path, members: dict[str, bytes], when: tuple = (2024, 5, 14)) -> Path:
+    """An LMS bulk download: a zip of ``members`` (path inside -> bytes), one minute apart."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for minute, (name, content) in enumerate(members.items()):
+            archive.writestr(zipfile.ZipInfo(name, (*when, 10, minute, 0)), content)
+    return path
+
+
+def moodle_download(folder: Path, students: list[tuple], layout: str = "flat") -> Path:
+    """Moodle's "Download all submissions" of the assignment "Exercise 08" (cmid 42).
+
+    ``students``: ``(full name, participant id, {original file name: bytes})``. Layouts, as
+    ``mod/assign/classes/downloader.php`` writes them:
+
+    - ``"flat"``: ``Jane Doe_1001_assignsubmission_file_exercise_08.zip`` and, for online text,
+      ``Jane Doe_1001_assignsubmission_onlinetext_onlinetext.html``;
+    - ``"folders"`` (Moodle 4.1+): ``Jane Doe_1001_assignsubmission_file/exercise_08.zip``;
+    - ``"folders_3x"`` (Moodle 3.1-4.0): ``Jane Doe_1001_assignsubmission_file_/exercise_08.zip``.
+    """
+    members = {}
+    for full_name, participant, files in students:
+        prefix = f"{full_name.replace('_', ' ')}_{participant}"
+        for original, content in files.items():
+            plugin = "onlinetext" if original == "onlinetext.html" else "file"
+            if layout == "flat":
+                members[f"{prefix}_assignsubmission_{plugin}_{original}"] = content
+            else:
+                tail = "_" if layout == "folders_3x" else ""
+                members[f"{prefix}_assignsubmission_{plugin}{tail}/{original}"] = content
+    return write_download(folder / "DL101-Exercise 08-42.zip", members)
+
+
+def canvas_download(folder: Path, members: dict[str, bytes]) -> Path:
+    """Canvas's "Download Submissions" zip (flat), as ``lib/content_zipper.rb`` names it.
+
+    Member names are given in Canvas's layout, e.g. ``doejane_1001_5551_exercise_08.zip``,
+    ``roebob_LATE_1002_5552_exercise_08.zip`` or ``smithann_1003_text.html``.
+    """
+    return write_download(folder / "dl101-exercise-08_submissions.zip", members)
+
+
+def write_roster(path: Path, rows: list[list[str]], header: list[str] | None = None) -> Path:
+    """A roster CSV (UTF-8 with a byte-order mark, as spreadsheet programs save it)."""
+    lines = ([header] if header else []) + rows
+    text = "\r\n".join(",".join(f'"{cell}"' for cell in row) for row in lines) + "\r\n"
+    path.write_text(text, encoding="utf-8-sig")
+    return path

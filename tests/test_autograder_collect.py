@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -56,7 +58,7 @@ def test_good_zips_land_in_nbgrader_layout_with_top_folders_and_junk_removed(wor
         assert (folder / "exercise_code/networks.py").read_text() == archives.GOOD_FILES[
             "exercise_code/networks.py"
         ]
-    assert not list((course / ".staging").iterdir())
+    assert not (course / ".staging").exists()
 
 
 def test_every_bad_archive_is_rejected_with_one_clear_sentence_and_nothing_escapes(workspace):
@@ -197,15 +199,145 @@ def test_student_id_comes_from_the_file_name(name, pattern, expected):
     assert student_id_from_name(name, compiled) == expected
 
 
-def test_unusable_names_are_skipped_and_missing_paths_fail_clearly(workspace, capsys):
+def test_missing_paths_and_bad_patterns_fail_clearly(workspace):
     inbox, course = workspace["inbox"], workspace["course"]
-    archives.good(inbox, "My Homework.zip")
-    assert collect(course, ASSIGNMENT, [inbox]) == []
-    assert "--id-pattern" in capsys.readouterr().out
     with pytest.raises(AutograderError, match="does not exist"):
         collect(course, ASSIGNMENT, [inbox / "missing.zip"])
     with pytest.raises(AutograderError, match="not a valid regular expression"):
         collect(course, ASSIGNMENT, [inbox], id_pattern="(")
+
+
+UNUSABLE_NAMES = {
+    "My Homework.zip": "My Homework.zip",
+    "..zip": "..zip",
+    ".hidden.zip": ".hidden.zip",
+    "a..b_final.zip": "a..b_final.zip",
+    "Zo\u00eb_exercise_08.zip": "Zo\u00eb_exercise_08.zip",
+    "evil\nname.zip": "evil name.zip",
+    "bell\x07ring.zip": "bellring.zip",
+    "esc\x1b[31mred.zip": "escred.zip",
+}
+"""Names that give no usable id, and how a message shows them (control characters removed)."""
+
+
+def test_every_upload_without_a_usable_id_gets_a_rejected_row_naming_the_file(workspace, capsys):
+    inbox, course = workspace["inbox"], workspace["course"]
+    for name in UNUSABLE_NAMES:
+        archives.good(inbox, name)
+    archives.good(inbox, "data.zip")
+    archives.good(inbox, "x.hidden.zip")
+
+    outcomes = _by_id(collect(course, ASSIGNMENT, [inbox]))
+
+    assert outcomes["data"].status == outcomes["x.hidden"].status == "collected"
+    for name in UNUSABLE_NAMES:
+        placeholder = "unnamed-" + hashlib.sha256(name.encode()).hexdigest()[:10]
+        outcome = outcomes[placeholder]
+        assert outcome.status == "rejected" and outcome.zip_path.name == name
+        record = results.read_result(course, ASSIGNMENT, placeholder)
+        assert record["status"] == "rejected" and record["message"] == outcome.message
+        message = record["message"]
+        assert message.isprintable() and "\x1b" not in message, message
+        assert message.endswith(".") and message.count(". ") == 0, message
+        assert "rename it to <id>.zip or <id>_<anything>.zip" in message
+        assert message.startswith(f"{UNUSABLE_NAMES[name]} has no usable student id"), message
+    assert len(outcomes) == len(UNUSABLE_NAMES) + 2
+    out = capsys.readouterr().out
+    assert all(c.isprintable() or c == "\n" for c in out) and "\x1b" not in out
+    assert out.count("rejected") >= len(UNUSABLE_NAMES)
+    folders = {p.name for p in (course / "submitted").iterdir()}
+    assert folders == {"data", "x.hidden"}, "nothing is named after an unusable id"
+    named = {p.name for p in course.rglob("*")}
+    assert not any(n.startswith(("My Homework", "Zo", "..", "evil", "bell", "esc")) for n in named)
+
+
+def test_the_manifest_the_report_reads_names_files_without_control_characters(workspace):
+    inbox, course = workspace["inbox"], workspace["course"]
+    older, newer = archives.two_zips(inbox, "carol")
+    newer.rename(inbox / "carol_\x1b[2Jsecond\x07.zip")
+
+    (outcome,) = collect(course, ASSIGNMENT, [inbox])
+
+    assert outcome.zip_path.name == "carol_\x1b[2Jsecond\x07.zip"
+    manifest = (course / "collected" / f"{ASSIGNMENT}.json").read_text()
+    entry = json.loads(manifest)["carol"]
+    assert Path(entry["zip"]).name == "carol_second.zip" and entry["ignored"] == [older.name]
+    assert "\\u001b" not in manifest and "\\u0007" not in manifest
+
+
+def test_a_fixed_name_replaces_the_rejected_row_of_the_unnamed_upload(workspace, capsys):
+    inbox, course = workspace["inbox"], workspace["course"]
+    archives.good(inbox, "Jane Doe u42.zip")
+    (first,) = collect(course, ASSIGNMENT, [inbox])
+    assert first.student_id.startswith("unnamed-") and first.status == "rejected"
+
+    (second,) = collect(course, ASSIGNMENT, [inbox], id_pattern=r"u(?P<id>\d+)")
+
+    assert (second.student_id, second.status) == ("42", "collected")
+    assert results.read_results(course, ASSIGNMENT) == []
+    assert "forgot its rejected row" in capsys.readouterr().out
+
+
+def test_an_id_pattern_that_finds_no_usable_id_gives_a_rejected_row(workspace):
+    inbox, course = workspace["inbox"], workspace["course"]
+    archives.good(inbox, "sub-..x.zip")
+    (outcome,) = collect(course, ASSIGNMENT, [inbox], id_pattern=r"sub-(?P<id>[^.]*\.\.x)")
+    assert outcome.status == "rejected" and outcome.student_id.startswith("unnamed-")
+    assert "change --id-pattern or rename it" in outcome.message
+
+
+def test_a_newer_zip_of_the_other_assignment_never_competes_and_collect_says_why(workspace, capsys):
+    """The issue's case: s1_exercise_08.zip and a newer s1_exercise_08_optional.zip in one
+    folder; one name is a prefix of the other, so each collect must take its own."""
+    inbox, course = workspace["inbox"], workspace["course"]
+    main, extra = archives.both_assignments(inbox, "s1")
+
+    (outcome,) = collect(course, ASSIGNMENT, [inbox])
+
+    assert (outcome.student_id, outcome.status, outcome.zip_path) == ("s1", "collected", main)
+    folder = submitted_dir(course, ASSIGNMENT, "s1")
+    assert (folder / "autoencoder.ipynb").is_file() and not (
+        folder / "regularization.ipynb"
+    ).exists()
+    out = capsys.readouterr().out
+    assert (
+        "skipped s1_exercise_08_optional.zip: its name says it is for exercise_08_optional, "
+        "not exercise_08." in out
+    )
+    assert "newest" not in out
+    manifest = json.loads((course / "collected" / f"{ASSIGNMENT}.json").read_text())
+    assert manifest["s1"]["ignored"] == []
+
+    (other,) = collect(course, "exercise_08_optional", [inbox])
+    assert other.zip_path == extra and other.status == "collected"
+    optional_folder = submitted_dir(course, "exercise_08_optional", "s1")
+    assert (optional_folder / "regularization.ipynb").is_file()
+    assert "skipped s1_exercise_08.zip: its name says it is for exercise_08," in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_zip_with_a_neutral_name_is_matched_by_the_notebook_it_holds(workspace, capsys):
+    inbox, course = workspace["inbox"], workspace["course"]
+    archives.optional(inbox, "s2_upload.zip")
+    archives.good(inbox, "s3_upload.zip", prefix="handin/")
+
+    outcomes = _by_id(collect(course, ASSIGNMENT, [inbox]))
+
+    assert list(outcomes) == ["s3"] and outcomes["s3"].status == "collected"
+    assert (
+        "skipped s2_upload.zip: it holds regularization.ipynb, the notebook of "
+        "exercise_08_optional, not autoencoder.ipynb of exercise_08." in capsys.readouterr().out
+    )
+    optional_outcomes = _by_id(collect(course, "exercise_08_optional", [inbox]))
+    assert list(optional_outcomes) == ["s2"]
+
+
+def test_a_damaged_zip_with_a_neutral_name_is_still_rejected_for_the_student(workspace):
+    inbox, course = workspace["inbox"], workspace["course"]
+    archives.truncated(inbox, "s4_upload.zip")
+    (outcome,) = collect(course, ASSIGNMENT, [inbox])
+    assert (outcome.student_id, outcome.status) == ("s4", "rejected")
 
 
 def test_the_command_line_collects_and_reports_problems_in_one_sentence(workspace):
@@ -228,3 +360,12 @@ def test_the_command_line_collects_and_reports_problems_in_one_sentence(workspac
     )
     assert missing.returncode == 1
     assert missing.stderr.strip().count("\n") == 0 and "does not exist" in missing.stderr
+
+    no_roster = subprocess.run(
+        [*command, ASSIGNMENT, str(inbox), "--from", "moodle"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert no_roster.returncode == 1
+    assert no_roster.stderr.strip().count("\n") == 0 and "needs --roster CSV" in no_roster.stderr
