@@ -1,4 +1,4 @@
-"""What Moodle and Canvas hand us: the names in their bulk downloads, and the roster.
+"""What Moodle and Canvas hand us and take back: bulk-download names, the roster, grade imports.
 
 Each layout below is the one the LMS's own code writes or reads; the source is named with it.
 
@@ -36,22 +36,54 @@ names are case-insensitive; spaces count as ``_``), or in this order without a h
     section       optional: Canvas "Section"
     sis_user_id   optional: Canvas "SIS User ID"
     sis_login_id  optional: Canvas "SIS Login ID"
+
+Grade imports (:func:`write_lms_grades`, written next to the grade table in ``course/grades/``):
+
+- **Moodle** offline grading worksheet, ``<assignment>-moodle-worksheet.csv``, for the
+  assignment's "Upload grading worksheet" (feedback type "Offline grading worksheet"). The
+  importer (``mod/assign/feedback/offline/importgradeslib.php``) needs the columns
+  ``Identifier`` (``Participant <id>``), ``Grade`` and ``Last modified (grade)``, and reads
+  ``Feedback comments`` when feedback comments are on; headers are matched in the language of
+  the Moodle user, so these are the English ones (the worksheet download of an English Moodle
+  has the same, ``mod/assign/gradingtable.php``). UTF-8 with a byte-order mark and commas, as
+  Moodle's own download; grades with a decimal point, which Moodle reads in every language. A
+  grade in Moodle changed later than ``Last modified (grade)`` (when the grader decided ours) is
+  left alone unless the upload form's "Allow updating records that have been modified more
+  recently in Moodle than in the spreadsheet" is ticked. The assignment's maximum grade in
+  Moodle must be the grade table's ``total_max`` (Moodle skips grades above its maximum).
+- **Canvas** gradebook import, ``<assignment>-canvas-gradebook.csv``, for Grades > Import
+  (``app/models/gradebook_importer.rb``; Instructor Guide "How do I import grades in the
+  Gradebook?"): the header ``Student, ID, SIS User ID, SIS Login ID, Section, <assignment
+  column>``, then the ``    Points Possible`` row, then one row per student; UTF-8 without a
+  byte-order mark and commas, as Canvas's own export by default. Canvas finds the student by
+  ``ID`` (then SIS ids, then name) and the assignment by the id in ``<title> (<id>)``, else by
+  its title, else it creates a new assignment. This import reads grades only, never comments, so
+  the comments go to ``<assignment>-canvas-comments.json``: the body of the Submissions API
+  request "Grade or comment on multiple submissions" (``POST /api/v1/courses/<course
+  id>/assignments/<assignment id>/submissions/update_grades``, ``grade_data[<user
+  id>][text_comment]``).
+
+Each row carries one sentence of feedback (:func:`feedback_comment`): the grade table's message.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from .course import AutograderError
-from .results import clean_text
+from .course import AutograderError, grades_csv, submitted_dir
+from .results import clean_text, result_path
 
 PRESETS: dict[str, str] = {"moodle": "Moodle", "canvas": "Canvas"}
-"""The LMSs whose bulk downloads are supported, with their display names."""
+"""The LMSs whose bulk downloads and grade imports are supported, with their display names."""
 
 ID_NAMES = {"moodle": "participant id", "canvas": "user id"}
 """What each LMS calls the id in its download names (the roster's ``lms_id``)."""
@@ -71,6 +103,27 @@ ROSTER_COLUMNS = (
     "sis_user_id",
     "sis_login_id",
 )
+
+MOODLE_COLUMNS = [
+    "Identifier",
+    "Full name",
+    "Email address",
+    "Status",
+    "Grade",
+    "Maximum Grade",
+    "Grade can be changed",
+    "Last modified (submission)",
+    "Last modified (grade)",
+    "Feedback comments",
+]
+MOODLE_PARTICIPANT = "Participant "
+"""Moodle's ``hiddenuser`` string: the Identifier is this followed by the participant id."""
+
+CANVAS_STUDENT_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+CANVAS_POINTS_POSSIBLE = "    Points Possible"
+"""First cell of the row under the header in Canvas's export (the importer looks for the words)."""
+
+MAX_COMMENT_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -217,3 +270,177 @@ def _lms_id(value: str) -> str:
     value = clean_text(value, 200)
     match = re.fullmatch(r"participant\s*(\d+)", value, re.IGNORECASE)
     return match.group(1) if match else value
+
+
+def feedback_comment(row: dict) -> str:
+    """The row's one sentence of feedback for the LMS: its message, or "Full marks."."""
+    message = clean_text(row.get("message"), MAX_COMMENT_CHARS)
+    return message or "Full marks."
+
+
+def write_lms_grades(
+    course_dir: Path,
+    assignment: str,
+    rows: list[dict],
+    roster_path: Path,
+    preset: str,
+    canvas_column: str | None = None,
+) -> Path:
+    """Write the grade-import file of ``preset`` for ``rows`` (the grade table); return its path.
+
+    Only students of the roster with a grade are written: the others are left out and named in
+    one printed line (the LMS keeps what it has for them). ``canvas_column`` is the Canvas
+    assignment column as Canvas's gradebook export writes it, ``<title> (<assignment id>)``; it
+    defaults to ``assignment`` (Canvas then matches the assignment by title, or creates one). The
+    files are written atomically; for Canvas the comments file is written beside the CSV.
+    """
+    check_preset(preset)
+    roster = read_roster(roster_path)
+    chosen, missing, ungraded = _students_to_write(rows, roster, roster_path)
+    folder = grades_csv(course_dir, assignment).parent
+    if preset == "moodle":
+        times = {row["student_id"]: _grade_time(course_dir, assignment, row) for row, _ in chosen}
+        submitted = {
+            row["student_id"]: _submission_time(course_dir, assignment, row) for row, _ in chosen
+        }
+        path = folder / f"{assignment}-moodle-worksheet.csv"
+        _write_atomic(path, moodle_worksheet(chosen, submitted, times).encode("utf-8-sig"))
+        written = [path]
+    else:
+        path = folder / f"{assignment}-canvas-gradebook.csv"
+        comments = folder / f"{assignment}-canvas-comments.json"
+        _write_atomic(path, canvas_gradebook(chosen, canvas_column or assignment).encode("utf-8"))
+        _write_atomic(comments, canvas_comments(chosen).encode("utf-8"))
+        written = [path, comments]
+    print(
+        f"Wrote {' and '.join(map(str, written))} ({len(chosen)} students) for {PRESETS[preset]}."
+    )
+    if missing:
+        print(f"Left out, not in the roster {roster_path}: {', '.join(missing)}.")
+    if ungraded:
+        print(f"Left out, not graded yet: {', '.join(ungraded)}.")
+    return path
+
+
+def _students_to_write(
+    rows: list[dict], roster: dict[str, RosterEntry], roster_path: Path
+) -> tuple[list[tuple[dict, RosterEntry]], list[str], list[str]]:
+    by_student: dict[str, list[RosterEntry]] = {}
+    for entry in roster.values():
+        by_student.setdefault(entry.student_id, []).append(entry)
+    chosen, missing, ungraded = [], [], []
+    for row in rows:
+        student = row["student_id"]
+        entries = by_student.get(student, [])
+        if row.get("total") is None:
+            ungraded.append(student)
+        elif not entries:
+            missing.append(student)
+        elif len(entries) > 1:
+            raise AutograderError(
+                f"The roster {clean_text(roster_path, 200)} gives {student} several LMS ids "
+                f"({', '.join(e.lms_id for e in entries)}); keep the one the LMS grades."
+            )
+        else:
+            chosen.append((row, entries[0]))
+    return chosen, missing, ungraded
+
+
+def moodle_worksheet(
+    students: list[tuple[dict, RosterEntry]],
+    submitted: dict[str, str],
+    graded: dict[str, str],
+) -> str:
+    """The text of Moodle's offline grading worksheet (:data:`MOODLE_COLUMNS`), without a BOM.
+
+    ``submitted`` and ``graded`` give each student's "Last modified" times as text.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(MOODLE_COLUMNS)
+    for row, entry in students:
+        writer.writerow(
+            [
+                MOODLE_PARTICIPANT + entry.lms_id,
+                entry.full_name,
+                entry.email,
+                clean_text(row.get("status"), 100),
+                _points(row.get("total")),
+                _points(row.get("total_max")),
+                "Yes",
+                submitted.get(row["student_id"], "-"),
+                graded[row["student_id"]],
+                feedback_comment(row),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def canvas_gradebook(students: list[tuple[dict, RosterEntry]], column: str) -> str:
+    """The text of a Canvas gradebook import: header, Points Possible row, one row per student."""
+    column = clean_text(column, 300)
+    maxima = {_points(row.get("total_max")) for row, _ in students}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([*CANVAS_STUDENT_COLUMNS, column])
+    empty = [""] * (len(CANVAS_STUDENT_COLUMNS) - 1)
+    writer.writerow([CANVAS_POINTS_POSSIBLE, *empty, maxima.pop() if len(maxima) == 1 else ""])
+    for row, entry in students:
+        writer.writerow(
+            [
+                entry.full_name,
+                entry.lms_id,
+                entry.sis_user_id,
+                entry.sis_login_id,
+                entry.section,
+                _points(row.get("total")),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def canvas_comments(students: list[tuple[dict, RosterEntry]]) -> str:
+    """The JSON body of Canvas's "Grade or comment on multiple submissions" with the comments."""
+    grade_data = {entry.lms_id: {"text_comment": feedback_comment(row)} for row, entry in students}
+    return json.dumps({"grade_data": grade_data}, indent=2, ensure_ascii=False) + "\n"
+
+
+def _points(value: object) -> str:
+    return "" if value is None else f"{float(value):.2f}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _grade_time(course_dir: Path, assignment: str, row: dict) -> str:
+    """When the grade was decided: the modification time of its result record (else now)."""
+    try:
+        mtime = result_path(course_dir, assignment, row["student_id"]).stat().st_mtime
+    except (OSError, ValueError):
+        return _iso(datetime.now(UTC))
+    return _iso(datetime.fromtimestamp(mtime, UTC))
+
+
+def _submission_time(course_dir: Path, assignment: str, row: dict) -> str:
+    """When the collected zip was made (nbgrader's ``timestamp.txt``), or Moodle's ``-``."""
+    try:
+        stamp = submitted_dir(course_dir, assignment, row["student_id"]) / "timestamp.txt"
+        moment = datetime.strptime(stamp.read_text()[:40].strip(), "%Y-%m-%d %H:%M:%S.%f UTC")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return "-"
+    return _iso(moment.replace(tzinfo=UTC))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

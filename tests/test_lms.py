@@ -1,12 +1,20 @@
-"""LMS bulk downloads in (Moodle, Canvas), built in the layouts the LMSs' own code writes
-(see autograder/lms.py for the sources)."""
+"""LMS bulk downloads in (Moodle, Canvas), grade-import files out, checked against their layouts.
+
+The archives are built in the layouts the LMSs' own code writes (see autograder/lms.py for the
+sources); the import files are read back the way Moodle's and Canvas's importers read them.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
 import re
 import subprocess
 import sys
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import autograder_archives as archives
@@ -15,7 +23,13 @@ import pytest
 from autograder import results
 from autograder.collect import collect, placeholder_id
 from autograder.course import REPO_ROOT, AutograderError, submitted_dir
-from autograder.lms import parse_download_name, read_roster
+from autograder.lms import (
+    CANVAS_STUDENT_COLUMNS,
+    MOODLE_COLUMNS,
+    parse_download_name,
+    read_roster,
+    write_lms_grades,
+)
 
 ASSIGNMENT = "exercise_08"
 ROSTER_HEADER = ["lms_id", "student_id", "full_name", "email", "section"]
@@ -360,6 +374,166 @@ def test_canvas_download_lands_each_zip_under_the_roster_id(workspace, capsys):
     assert "skipped doejane_1001_5554_exercise_08_optional.zip: its name says" in (
         capsys.readouterr().out
     )
+
+
+# --- grade-import files -----------------------------------------------------------------------
+
+ROWS = [
+    {"student_id": "s1001", "status": "graded", "total": 100.0, "total_max": 100.0, "message": ""},
+    {
+        "student_id": "bob.roe",
+        "status": "graded",
+        "total": 62.5,
+        "total_max": 100.0,
+        "message": "The hidden accuracy, 41.0%, is below the pass mark\x1b[31m of 55%.\nRetrain.",
+    },
+    {
+        "student_id": "carl",
+        "status": "rejected",
+        "total": 0.0,
+        "total_max": 100.0,
+        "message": "onlinetext.html is not a zip; hand in the zip that create_submission() writes.",
+    },
+    {
+        "student_id": "dana",
+        "status": "not graded",
+        "total": None,
+        "total_max": 100.0,
+        "message": "This submission has not been graded yet; run grade, then report.",
+    },
+    {
+        "student_id": "unnamed-0123456789",
+        "status": "rejected",
+        "total": 0.0,
+        "total_max": 100.0,
+        "message": "x.zip has no usable student id in its name.",
+    },
+]
+
+
+@pytest.fixture
+def graded_course(tmp_path: Path) -> dict[str, Path]:
+    course = tmp_path / "course"
+    for row in ROWS:
+        results.write_result(course, ASSIGNMENT, row["student_id"], row)
+    stamp = datetime(2024, 5, 14, 9, 30, tzinfo=UTC).timestamp()
+    os.utime(results.result_path(course, ASSIGNMENT, "bob.roe"), (stamp, stamp))
+    roster = archives.write_roster(
+        tmp_path / "roster.csv",
+        [
+            ["1001", "s1001", "Jane Doe", "jane@uni.example", "A", "", ""],
+            ["1002", "bob.roe", "Roe, Bob", "bob@uni.example", "B", "SIS-2", "broe"],
+            ["1003", "carl", "Carl Poe", "", "A", "", ""],
+            ["1004", "dana", "Dana Lee", "", "A", "", ""],
+        ],
+        header=[*ROSTER_HEADER, "sis_user_id", "sis_login_id"],
+    )
+    return {"course": course, "roster": roster}
+
+
+def test_moodle_worksheet_is_what_moodles_importer_reads(graded_course, capsys):
+    course, roster = graded_course["course"], graded_course["roster"]
+
+    path = write_lms_grades(course, ASSIGNMENT, ROWS, roster, "moodle")
+
+    assert path == course / "grades" / "exercise_08-moodle-worksheet.csv"
+    data = path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf"), "UTF-8 with a byte-order mark, as Moodle's download"
+    table = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert table[0] == MOODLE_COLUMNS
+    assert table[0] == [
+        "Identifier",
+        "Full name",
+        "Email address",
+        "Status",
+        "Grade",
+        "Maximum Grade",
+        "Grade can be changed",
+        "Last modified (submission)",
+        "Last modified (grade)",
+        "Feedback comments",
+    ]
+    # importgradeslib.php: the three columns it needs, the id after "Participant ".
+    idx = {
+        name: table[0].index(name)
+        for name in ("Identifier", "Grade", "Last modified (grade)", "Feedback comments")
+    }
+    rows = {r[idx["Identifier"]][len("Participant ") :]: r for r in table[1:]}
+    assert set(rows) == {"1001", "1002", "1003"}, "not graded and not in roster are left out"
+    assert all(len(r) == len(MOODLE_COLUMNS) for r in table)
+    assert [rows[i][idx["Grade"]] for i in ("1001", "1002", "1003")] == ["100.00", "62.50", "0.00"]
+    assert rows["1001"][idx["Feedback comments"]] == "Full marks."
+    assert rows["1002"][idx["Feedback comments"]] == (
+        "The hidden accuracy, 41.0%, is below the pass mark of 55%. Retrain."
+    )
+    assert rows["1002"][1:3] == ["Roe, Bob", "bob@uni.example"]
+    graded = datetime.fromisoformat(rows["1002"][idx["Last modified (grade)"]])
+    assert graded == datetime(2024, 5, 14, 9, 30, tzinfo=UTC)
+    assert all(c.isprintable() for r in table for cell in r for c in cell)
+    out = capsys.readouterr().out
+    assert "not in the roster" in out and "unnamed-0123456789" in out
+    assert "not graded yet: dana" in out
+
+
+def test_canvas_gradebook_csv_is_what_canvas_importer_reads(graded_course):
+    course, roster = graded_course["course"], graded_course["roster"]
+
+    path = write_lms_grades(
+        course, ASSIGNMENT, ROWS, roster, "canvas", canvas_column="Exercise 08 (4711)"
+    )
+
+    assert path == course / "grades" / "exercise_08-canvas-gradebook.csv"
+    data = path.read_bytes()
+    assert not data.startswith(b"\xef\xbb\xbf"), "no byte-order mark, as Canvas's default export"
+    table = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    header, points, *students = table
+    assert header == [*CANVAS_STUDENT_COLUMNS, "Exercise 08 (4711)"]
+    # gradebook_importer.rb: Student, ID, then SIS User ID and SIS Login ID, last one Section.
+    assert "Student" in header[0] and "ID" in header[1]
+    assert re.match(r"SIS\s+User\s+ID", header[2]) and re.match(r"SIS\s+Login\s+ID", header[3])
+    assert "Section" in header[4]
+    assert re.fullmatch(r"(.*)\s\((\d+)\)", header[5]).groups() == ("Exercise 08", "4711")
+    assert "Points Possible" in points[0] and points[5] == "100.00"
+    by_id = {row[1]: row for row in students}
+    assert set(by_id) == {"1001", "1002", "1003"}
+    assert by_id["1002"] == ["Roe, Bob", "1002", "SIS-2", "broe", "B", "62.50"]
+    comments = json.loads((course / "grades" / "exercise_08-canvas-comments.json").read_text())
+    assert comments == {
+        "grade_data": {
+            "1001": {"text_comment": "Full marks."},
+            "1002": {
+                "text_comment": "The hidden accuracy, 41.0%, is below the pass mark of 55%. "
+                "Retrain."
+            },
+            "1003": {"text_comment": ROWS[2]["message"]},
+        }
+    }
+
+
+def test_canvas_column_defaults_to_the_assignment_name(graded_course):
+    course, roster = graded_course["course"], graded_course["roster"]
+    path = write_lms_grades(course, ASSIGNMENT, ROWS, roster, "canvas")
+    assert next(csv.reader(path.open(encoding="utf-8")))[-1] == "exercise_08"
+
+
+def test_writing_again_gives_the_same_bytes_and_leaves_no_temporary_files(graded_course):
+    course, roster = graded_course["course"], graded_course["roster"]
+    first = write_lms_grades(course, ASSIGNMENT, ROWS, roster, "moodle").read_bytes()
+    second = write_lms_grades(course, ASSIGNMENT, ROWS, roster, "moodle").read_bytes()
+    assert first == second
+    assert sorted(p.name for p in (course / "grades").iterdir()) == [
+        "exercise_08-moodle-worksheet.csv"
+    ]
+
+
+def test_a_student_with_two_lms_ids_stops_the_export(graded_course):
+    course, roster = graded_course["course"], graded_course["roster"]
+    with roster.open("a", encoding="utf-8") as handle:
+        handle.write('"2001","s1001","Jane Doe","",""\r\n')
+    with pytest.raises(AutograderError, match="gives s1001 several LMS ids"):
+        write_lms_grades(course, ASSIGNMENT, ROWS, roster, "moodle")
+    with pytest.raises(AutograderError, match="Unknown LMS"):
+        write_lms_grades(course, ASSIGNMENT, ROWS, roster, "blackboard")
 
 
 # --- the command line -------------------------------------------------------------------------
