@@ -1,135 +1,354 @@
-"""The hardening corpus: every bad or hostile submission ends in a clear row, in one batch.
+"""The hostile corpus: every bad or hostile submission ends in its row with the points it
+deserves, in one batch next to good ones, and the whole machine is as it was afterwards.
 
-All kinds of :mod:`corpus_behaviour` are collected and graded together with ``jobs=2`` and short
-limits, next to the good submission. Each gets the expected status and a message naming the
-problem; the good one keeps full marks; hostile code reached nothing; nothing outside
-``course/`` changed; a re-run changes neither the records nor the CSV.
+All kinds of :mod:`corpus_behaviour` (plus good submissions under student ids that look like the
+grader's own folder and file names) are collected and graded together with ``jobs=2`` and
+short limits. Then, on the whole machine: no process of a sandbox user id or carrying the
+daemons' mark, no new System V IPC object, no file written outside the course (the canary, the
+repository, the data folder, every folder a submission tried), no leftover cgroup; the real
+gradebook holds the trusted scores; no feedback shows a hidden test or live markup; the CSV
+holds no control character; and a re-run changes nothing.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
+import re
+import shutil
 import time
 from pathlib import Path
 
 import corpus_behaviour as cb
+import hostile_code as hostile
 import pytest
 
 from autograder import collect, course, release
 from autograder.grade import GradeSettings, grade
 from autograder.report import report
 from autograder.results import read_results
+from autograder.sandbox import SANDBOX_UID_BASE, processes_of, support
 
-PWNED = Path("/tmp/autograder-corpus-pwned")
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="full isolation needs root")
 LITTER = (Path("/tmp/autograder-corpus-litter"), Path("/var/tmp/autograder-corpus-litter"))
+HOST_LEFTOVERS = (
+    Path("/run/lock/autograder-corpus-fill"),
+    Path("/dev/shm/autograder-corpus-fill"),
+    Path("/var/tmp/autograder-corpus-fill"),
+    Path("/run/autograder-corpus-fill"),
+    Path("/dev/shm/autograder-corpus-shm"),
+    Path("/dev/mqueue/autograder-corpus-mq"),
+)
+TRIED_FOLDERS = ("/", "/etc", "/usr", "/var", "/opt", "/srv", "/home", "/root", "/mnt", "/work")
 
+WRONG = "answer() is 41, expected 42"
+STUBBED = "answer() raised NotImplementedError"
 EXPECTED = {
     # kind: (status, words in the message, total of 100)
     "good": ("graded", "", 100),
-    "untouched": ("graded", "No models/classifier.pt2 in your submission", 0),
-    "stderr_in_test": ("graded", "counts as a failed test (answer(): computing)", 75),
-    "notebook_missing": ("error", "has no autoencoder.ipynb", 50),
-    "notebook_renamed": ("error", "found autoencoder_final.ipynb", 50),
-    "notebook_not_json": ("error", "not a valid notebook", 50),
-    "graded_cells_deleted": ("graded", "lacks the graded cell(s) test_answer, test_value", 50),
-    "graded_cells_edited": ("graded", "were undone before grading", 50),
+    "untouched": ("graded", "answer() raised NotImplementedError", 0),
+    "stderr_in_test": ("graded", "", 100),
+    "notebook_missing": ("error", "has no autoencoder.ipynb", 75),
+    "notebook_renamed": ("error", "has no autoencoder.ipynb", 75),
+    "notebook_not_json": ("error", "not a valid notebook", 75),
+    "graded_cells_deleted": ("graded", "", 100),
+    "graded_cells_edited": ("graded", WRONG, 50),
     "exercise_code_missing": ("graded", "No module named 'exercise_code.answer'", 50),
     "exercise_code_raises": ("graded", "RuntimeError: half-written module", 50),
     "model_missing": ("graded", "No models/classifier.pt2 in your submission", 50),
     "model_untrained": ("graded", "below the 0.55 needed", 50),
     "model_not_pt2": ("graded", "not a model saved with torch.export", 50),
-    "model_pickle_payload": ("graded", "not a model saved with torch.export", 50),
+    "model_pickle_file": ("graded", "not a model saved with torch.export", 50),
     "model_conv": ("graded", "only linear layers are allowed", 50),
     "model_too_many_parameters": ("graded", "more than the limit of 5,000,000", 50),
     "model_too_large_file": ("graded", "more than the limit of 20,000,000", 50),
-    "model_wrong_shape": ("graded", "expected (1, 10)", 50),
+    "model_wrong_shape": ("graded", "expected (10000, 10)", 50),
     "model_nan_outputs": ("graded", "NaN or infinite logits", 50),
     "model_inf_outputs": ("graded", "NaN or infinite logits", 50),
     "model_flattened_input": ("graded", "(N, 1, 28, 28)", 50),
-    "infinite_loop": ("timeout", "took longer than", 50),
-    "kernel_kills_itself": ("error", "kernel died", 50),
-    "memory_blowup": ("graded", "MemoryError", 75),
+    "model_pixel_lookup": ("graded", "indexing or lookup operation", 50),
+    "model_batch_mixing": ("graded", "across the images of a batch", 50),
+    "model_batch_norm_training": ("graded", "training mode", 50),
+    "model_public_test_lookup": ("graded", "below the 0.55 needed", 50),
+    "model_pickled_weights": ("graded", "as a pickle", 50),
+    "model_pickled_sample_inputs": ("graded", "", 100),
+    "model_pickled_constant": ("graded", "as a pickle", 50),
+    "model_custom_object": ("graded", "custom objects", 50),
+    "model_custom_object_in_graph": ("graded", "custom_obj", 50),
+    "model_guard_code": ("graded", "guard code", 50),
+    "model_symbolic_size_code": ("graded", "dynamic size other than the batch size", 50),
+    "model_control_flow": ("graded", "control flow", 50),
+    "model_huge_graph": ("graded", "larger than 8 MB", 50),
+    "infinite_loop": ("timeout", "took longer than", 75),
+    "kernel_kills_itself": ("error", "ended the process", 75),
+    "memory_blowup": ("error", "MB of memory", 75),
+    "memory_across_processes": ("error", "MB of memory", 75),
     "megabytes_of_printing": ("graded", "", 100),
-    "fills_the_disk": ("error", "wrote more than 200 MB of files while it was graded", 50),
+    "fills_the_disk": ("error", "more than 200 MB of files", 75),
     "writes_gradebook_and_others": ("graded", "", 100),
     "searches_hidden_labels": ("graded", "", 100),
     "tries_network": ("graded", "", 100),
+    "setsid_daemon": ("graded", "", 100),
+    "double_fork_nohup": ("graded", "", 100),
+    "aa_saboteur_of_the_next_slot": (None, "", 100),
+    "aa_spy_on_the_next_slot": (None, "", 100),
+    "fork_bomb": (None, STUBBED, 50),
+    "shell_fork_bomb": (None, STUBBED, 50),
+    "ipc_leftovers": ("graded", "", 100),
+    "writes_everywhere": ("graded", "", 100),
+    "fills_run_lock": ("graded", "", 100),
+    "plants_symlinks": (None, "", 100),
+    "snoops_proc": ("graded", "", 100),
+    "gradebook_manual_score": ("graded", STUBBED, 50),
+    "gradebook_trigger": ("graded", STUBBED, 50),
+    "gradebook_rewriter": ("graded", STUBBED, 50),
+    "swallows_errors": ("graded", WRONG, 50),
+    "rewrites_later_cells": ("graded", WRONG, 50),
+    "shadows_given_helper": ("graded", WRONG, 50),
+    "shadows_with_sitecustomize": ("graded", WRONG, 50),
+    "cheats_only_under_nbgrader": ("graded", WRONG, 50),
+    "cheats_outside_nbgrader": ("graded", "", 100),
+    "reads_hidden_tests": ("graded", "", 100),
+    "markup_in_notebook": ("graded", "", 100),
+    "control_characters": ("graded", "answer() raised RuntimeError: red bell evil next", 50),
 }
+"""None as the status: any (the notebook's own run may or may not end, the points may not)."""
+
+FLAGGED = {"swallows_errors", "rewrites_later_cells", "cheats_only_under_nbgrader"}
+"""Kinds whose notebook tests passed what the trusted checks failed."""
 
 OUTPUT_CHECKS = {
     "writes_gradebook_and_others": "tampering refused",
     "searches_hidden_labels": "no hidden labels readable",
     "tries_network": "network unreachable",
+    "writes_everywhere": "wrote nowhere outside its own folders",
+    "snoops_proc": "proc shows only own processes",
 }
+"""What the hostile code printed in its notebook (root only: without root it reaches more)."""
+
+ID_COLLISIONS = ("data", "x.hidden", "template.db", "job-0", "model-images", "out")
+"""Good submissions under ids that name the grader's own folders and files."""
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]")
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and os.access(p, os.R_OK)
+        if p.is_file() and not p.is_symlink() and os.access(p, os.R_OK)
     }
 
 
-def _cell_text(notebook_path: Path) -> str:
-    cells = json.loads(notebook_path.read_text())["cells"]
-    return json.dumps([c.get("outputs", []) for c in cells])
+def _sysv_objects() -> dict[str, list[str]]:
+    found = {}
+    for kind in ("shm", "sem", "msg"):
+        path = Path("/proc/sysvipc") / kind
+        found[kind] = sorted(path.read_text().splitlines()[1:]) if path.exists() else []
+    return found
+
+
+def marked_processes() -> list[str]:
+    """Command lines on this machine that carry the corpus daemons' mark."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if hostile.DAEMON_MARK in command and "pytest" not in command:
+                found.append(command)
+    return found
+
+
+def sandbox_processes() -> list[int]:
+    return [
+        pid for uid in range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + 8) for pid in processes_of(uid)
+    ]
+
+
+def _escaped_files() -> list[str]:
+    found = []
+    for top in TRIED_FOLDERS:
+        for folder, dirs, names in os.walk(top):
+            if folder.startswith(("/proc", "/sys")) or folder.count("/") - top.count("/") >= 2:
+                dirs[:] = []
+            if hostile.ESCAPE_MARK in names:
+                found.append(folder)
+    return found
+
+
+def _owned_by_sandbox(folder: Path) -> list[str]:
+    return [
+        str(p)
+        for p in folder.rglob("*")
+        if p.lstat().st_uid >= SANDBOX_UID_BASE and p.lstat().st_uid < SANDBOX_UID_BASE + 64
+    ]
+
+
+def _cgroup_leftovers() -> list[str]:
+    return [
+        str(folder)
+        for hierarchy in support().cgroups.used()
+        if hierarchy.base.is_dir()
+        for folder in hierarchy.base.iterdir()
+        if folder.is_dir() and folder.name.startswith(f"{os.getpid()}-")
+    ]
+
+
+@pytest.fixture(scope="module")
+def graded_corpus(prepared_data_dir, tmp_path_factory):
+    """The whole corpus, collected and graded once (jobs=2), with the machine's state before."""
+    tmp_path = tmp_path_factory.mktemp("corpus")
+    tmp_path.chmod(0o755)
+    hostile.PWNED.unlink(missing_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        repo = tmp_path / "repo"
+        cb.make_exercise(repo)
+        patch.setattr(course, "REPO_ROOT", repo)
+        course_dir = tmp_path / "course"
+        release.release(course_dir, ["exercise_08"], dist_dir=tmp_path / "dist")
+        context = cb.corpus_context(tmp_path, course_dir, prepared_data_dir)
+        canary = hostile.canary_path(context)
+        canary.write_text("the grader must never write here")
+        zips = tmp_path / "zips"
+        zips.mkdir()
+        kinds = cb.corpus(course_dir / "release" / "exercise_08", context)
+        for kind, content in kinds.items():
+            cb.write_zip(content, zips / f"{kind}.zip")
+        for student in ID_COLLISIONS:
+            cb.write_zip(kinds["good"], zips / f"{student}.zip")
+        collect.collect(course_dir, "exercise_08", [zips], id_pattern=r"^(?P<id>.+)\.zip$")
+        before = {
+            "repo": _snapshot(repo),
+            "data": _snapshot(prepared_data_dir),
+            "canary": (canary.read_text(), canary.stat().st_uid, canary.stat().st_mode),
+            "ipc": _sysv_objects(),
+        }
+        settings = GradeSettings(
+            autograde_timeout_s=90,
+            cell_timeout_s=30,
+            autograde_memory_bytes=1536 * 2**20,
+            autograde_disk_bytes=200 * 2**20,
+            max_processes=128,
+            probe_timeout_s=20,
+            probe_memory_bytes=1024 * 2**20,
+            data_dir=prepared_data_dir,
+        )
+        start = time.monotonic()
+        grade(course_dir, "exercise_08", jobs=2, settings=settings)
+        seconds = time.monotonic() - start
+        after = {"processes": marked_processes(), "sandbox": sandbox_processes()}
+        csv_path = report(course_dir, "exercise_08")
+        yield {
+            "course": course_dir,
+            "repo": repo,
+            "canary": canary,
+            "before": before,
+            "after": after,
+            "settings": settings,
+            "csv": csv_path,
+            "seconds": seconds,
+            "tmp": tmp_path,
+        }
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.mark.slow
-def test_every_corpus_kind_gets_a_clear_row_and_the_good_submission_keeps_full_marks(
-    prepared_data_dir, tmp_path, monkeypatch, capsys
-):
+def test_every_kind_gets_the_points_it_deserves_with_one_clear_sentence(graded_corpus, capsys):
     assert set(EXPECTED) == set(cb.CHANGES)
-    PWNED.unlink(missing_ok=True)
-    repo = tmp_path / "repo"
-    cb.make_exercise(repo)
-    monkeypatch.setattr(course, "REPO_ROOT", repo)
-    course_dir = tmp_path / "course"
-    release.release(course_dir, ["exercise_08"], dist_dir=tmp_path / "dist")
-    context = cb.corpus_context(tmp_path, course_dir, prepared_data_dir)
-    zips = tmp_path / "zips"
-    zips.mkdir()
-    for kind, content in cb.corpus(course_dir / "release" / "exercise_08", context).items():
-        cb.write_zip(content, zips / f"{kind}.zip")
-    collect.collect(course_dir, "exercise_08", [zips], id_pattern=r"^(?P<id>[a-z0-9_]+)\.zip$")
-    outside = {"repo": _snapshot(repo), "data": _snapshot(prepared_data_dir)}
-    settings = GradeSettings(
-        autograde_timeout_s=60,
-        cell_timeout_s=15,
-        autograde_memory_bytes=3 * 2**30,
-        autograde_disk_bytes=200 * 2**20,
-        hidden_timeout_s=60,
-        data_dir=prepared_data_dir,
-    )
-
-    start = time.monotonic()
-    grade(course_dir, "exercise_08", jobs=2, settings=settings)
-    seconds = time.monotonic() - start
-
-    records = {r["student_id"]: r for r in read_results(course_dir, "exercise_08")}
-    table = []
+    records = {r["student_id"]: r for r in read_results(graded_corpus["course"], "exercise_08")}
+    table, wrong = [], []
     for kind, (status, words, total) in EXPECTED.items():
         record = records[kind]
-        table.append(f"{kind} | {record['status']} | {record['total']:g} | {record['message']}")
-        assert (record["status"], record["total"]) == (status, total), record
-        assert words in record["message"], record["message"]
-        if not words:
-            assert record["message"] == ""
-    # Without root there is no separate user id (and maybe no namespaces) to stop hostile code.
-    for kind, text in OUTPUT_CHECKS.items() if os.geteuid() == 0 else ():
-        notebook = course_dir / "autograded" / kind / "exercise_08" / "autoencoder.ipynb"
-        assert text in _cell_text(notebook)
-    assert not PWNED.exists()
-    assert os.geteuid() != 0 or not any(path.exists() for path in LITTER)
-    assert {"repo": _snapshot(repo), "data": _snapshot(prepared_data_dir)} == outside
-    csv_path = report(course_dir, "exercise_08")
-    csv_before = csv_path.read_bytes()
-    print(f"\ncorpus of {len(EXPECTED)} graded in {seconds:.0f} s:\n" + "\n".join(table))
+        table.append(f"| {kind} | {record['status']} | {record['total']:g} | {record['message']} |")
+        if record["total"] != total or (status and record["status"] != status):
+            wrong.append((kind, record["status"], record["total"], record["message"]))
+        elif words not in record["message"] or (not words and record["message"]):
+            wrong.append((kind, record["status"], record["total"], record["message"]))
+    with capsys.disabled():
+        print(f"\ncorpus of {len(records)} graded in {graded_corpus['seconds']:.0f} s:")
+        print("\n".join(table))
+    assert wrong == []
+    for student in ID_COLLISIONS:
+        assert (records[student]["status"], records[student]["total"]) == ("graded", 100)
+    flagged = {kind for kind, record in records.items() if record.get("flags")}
+    assert flagged == FLAGGED
 
-    grade(course_dir, "exercise_08", jobs=2, settings=settings)
 
-    assert report(course_dir, "exercise_08").read_bytes() == csv_before
-    assert f"skipped {len(EXPECTED)} already graded" in capsys.readouterr().out
+@pytest.mark.slow
+def test_nothing_a_submission_started_is_alive_and_nothing_outside_the_course_changed(
+    graded_corpus,
+):
+    assert graded_corpus["after"]["processes"] == []
+    assert graded_corpus["after"]["sandbox"] == []
+    assert _cgroup_leftovers() == []
+    assert not hostile.PWNED.exists()
+    before = graded_corpus["before"]
+    canary = graded_corpus["canary"]
+    assert (canary.read_text(), canary.stat().st_uid, canary.stat().st_mode) == before["canary"]
+    assert _snapshot(graded_corpus["repo"]) == before["repo"]
+    assert _sysv_objects() == before["ipc"]
+    assert _owned_by_sandbox(graded_corpus["tmp"]) == []
+    if os.geteuid() == 0:
+        assert not any(path.exists() for path in LITTER + HOST_LEFTOVERS)
+        assert _escaped_files() == []
+
+
+@pytest.mark.slow
+def test_the_real_gradebook_holds_the_trusted_scores_and_nothing_the_sandbox_wrote(graded_corpus):
+    from nbgrader.api import Gradebook
+
+    records = {r["student_id"]: r for r in read_results(graded_corpus["course"], "exercise_08")}
+    db = f"sqlite:///{graded_corpus['course'] / 'gradebook.db'}"
+    with Gradebook(db, course.COURSE_ID) as gb:
+        for kind in ("good", "gradebook_manual_score", "gradebook_trigger", "gradebook_rewriter"):
+            submission = gb.find_submission("exercise_08", kind)
+            assert submission.score == records[kind]["total"], kind
+            assert all(grade.manual_score is None for grade in submission.grades)
+
+
+@pytest.mark.slow
+def test_feedback_never_shows_hidden_tests_live_markup_or_control_characters(graded_corpus):
+    course_dir = graded_corpus["course"]
+    pages = list((course_dir / "feedback").rglob("*.html"))
+    notebooks = list((course_dir / "autograded").rglob("*.ipynb"))
+    assert len(pages) > len(EXPECTED)
+    for path in pages + notebooks:
+        text = path.read_text()
+        assert cb.HIDDEN_TEST_LINE not in text, path
+        assert "value + 0 == 42" not in text, path
+        assert not any(sign in text for sign in hostile.MARKUP_SIGNS), path
+    markup = course_dir / "feedback" / "markup_in_notebook" / "exercise_08" / "autoencoder.html"
+    assert "&lt;script&gt;" in markup.read_text() or "&amp;lt;script" in markup.read_text()
+    assert not CONTROL.search(graded_corpus["csv"].read_text())
+    summary = course_dir / "feedback" / "control_characters" / "exercise_08" / "summary.html"
+    assert not CONTROL.search(summary.read_text())
+
+
+@pytest.mark.slow
+@ROOT_ONLY
+def test_hostile_code_reached_nothing_it_looked_for(graded_corpus):
+    for kind, text in OUTPUT_CHECKS.items():
+        notebook = (
+            graded_corpus["course"] / "autograded" / kind / "exercise_08" / "autoencoder.ipynb"
+        )
+        outputs = json.dumps(
+            [c.get("outputs", []) for c in json.loads(notebook.read_text())["cells"]]
+        )
+        assert text in outputs, (kind, outputs[:2000])
+
+
+@pytest.mark.slow
+def test_grading_again_changes_neither_the_records_nor_the_csv(graded_corpus, capsys):
+    course_dir = graded_corpus["course"]
+    before = graded_corpus["csv"].read_bytes()
+    grade(course_dir, "exercise_08", jobs=2, settings=graded_corpus["settings"])
+    assert report(course_dir, "exercise_08").read_bytes() == before
+    total = len(EXPECTED) + len(ID_COLLISIONS)
+    assert f"skipped {total} already graded" in capsys.readouterr().out
+    with open(graded_corpus["csv"], newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == total

@@ -33,10 +33,13 @@ def _lock_folder() -> Path:
 
 
 def _user_ids(pid: int) -> set[int]:
-    """Real, effective, saved and file-system user ids of process ``pid`` (empty if gone)."""
+    """Real, effective, saved and file-system user ids of process ``pid``; empty if it is gone
+    or a zombie (dead, waiting for its parent to collect its status: nothing left to kill)."""
     try:
         with open(f"/proc/{pid}/status") as handle:
             for line in handle:
+                if line.startswith("State:") and line.split()[1] in ("Z", "X"):
+                    return set()
                 if line.startswith("Uid:"):
                     return {int(value) for value in line.split()[1:]}
     except (OSError, ValueError):
