@@ -374,8 +374,14 @@ def _student_data_copy(data_dir: Path, target: Path) -> Path:
 
 
 def _tree_hash(folder: Path) -> str:
+    """sha256 over the names and contents of the files below ``folder`` (caches left out)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.is_symlink()):
+    files = [
+        p
+        for p in Path(folder).rglob("*")
+        if p.is_file() and not p.is_symlink() and "__pycache__" not in p.parts
+    ]
+    for path in sorted(files):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
@@ -666,6 +672,7 @@ def _autograde(run: _Run, job: _Job, result: dict) -> None:
                 timeout_s=run.settings.autograde_timeout_s,
                 memory_bytes=run.settings.autograde_memory_bytes,
                 uid=job.uid,
+                rw_binds=(str(job.autograde),),
                 ro_binds=(str(run.student_data),),
                 hide=run.hide,
                 max_processes=run.settings.max_processes,

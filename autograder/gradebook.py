@@ -70,15 +70,33 @@ def make_template_gradebook(real_db: Path, template: Path, assignment: str) -> N
             if other.name != assignment:
                 gb.remove_assignment(other.name)
         gb.db.commit()
+    _strip_hidden_tests(template, assignment)
     connection = sqlite3.connect(template)
-    with connection:
-        for cell_id, source in connection.execute("SELECT id, source FROM source_cell").fetchall():
-            connection.execute(
-                "UPDATE source_cell SET source = ? WHERE id = ?",
-                (strip_hidden_tests(source or ""), cell_id),
-            )
     connection.execute("VACUUM")
     connection.close()
+
+
+def _strip_hidden_tests(db: Path, assignment: str) -> None:
+    """Remove the hidden-test regions from the locked cells' stored source, with checksums that
+    match (nbgrader restores locked cells from these and checks their checksums)."""
+    from nbformat.v4 import new_code_cell
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import compute_checksum
+
+    with Gradebook(f"sqlite:///{db}", course.COURSE_ID) as gb:
+        for notebook in gb.find_assignment(assignment).notebooks:
+            points = {cell.name: cell.max_score for cell in notebook.grade_cells}
+            solutions = {cell.name for cell in notebook.solution_cells}
+            for cell in notebook.source_cells:
+                stripped = strip_hidden_tests(cell.source or "")
+                if stripped == cell.source:
+                    continue
+                meta = {"grade": cell.name in points, "solution": cell.name in solutions}
+                meta.update(locked=cell.locked, grade_id=cell.name, points=points.get(cell.name, 0))
+                rebuilt = new_code_cell(stripped, metadata={"nbgrader": meta})
+                rebuilt.cell_type = cell.cell_type
+                cell.source, cell.checksum = stripped, compute_checksum(rebuilt)
+        gb.db.commit()
 
 
 def store_scores(course_dir: Path, assignment: str, student: str, scores: Scores) -> None:

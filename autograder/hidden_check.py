@@ -89,6 +89,11 @@ def _read_run(
 ) -> ModelRun:
     """The logits the model run wrote, checked here with the rules' ``check_outputs``."""
     problem = probe_problem(outcome, "your model", sandbox)
+    if problem and outcome.returncode != 0 and not (outcome.timed_out or outcome.over_memory):
+        problem = (
+            f"Running your saved model on the test images failed (exit status {outcome.returncode})"
+            "; check that save_model runs without an error and create the zip again."
+        )
     if problem:
         return ModelRun(problem=problem, seconds=outcome.seconds)
     error = (untrusted.read_json(folder, "data.json", 10_000) or {}).get("error")

@@ -103,7 +103,12 @@ def join_cgroups(procs_files: list[str]) -> None:
 
 
 def set_limits(limits: dict) -> None:
-    """Hard resource limits; ``None`` or a missing key leaves that limit as it is."""
+    """Hard resource limits; ``None`` or a missing key leaves that limit as it is.
+
+    ``address_space_above`` limits the address space to what the process already has plus that
+    many bytes (without a memory cgroup the only memory limit there is; a child forked from
+    the warm parent starts with torch's few GB of address space already in use).
+    """
     names = {
         "file_bytes": resource.RLIMIT_FSIZE,
         "open_files": resource.RLIMIT_NOFILE,
@@ -111,9 +116,20 @@ def set_limits(limits: dict) -> None:
         "address_space": resource.RLIMIT_AS,
         "core": resource.RLIMIT_CORE,
     }
+    if limits.get("address_space_above") is not None:
+        limits = {**limits, "address_space": _address_space() + limits["address_space_above"]}
     for key, which in names.items():
         if limits.get(key) is not None:
             resource.setrlimit(which, (limits[key], limits[key]))
+
+
+def _address_space() -> int:
+    """This process's virtual memory size in bytes (a forked child inherits its parent's)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def unshare_namespaces(as_root: bool) -> None:

@@ -33,7 +33,8 @@ class Sandbox:
 
     - timeout_s: wall clock; the whole job is killed after it.
     - memory_bytes: memory of all the job's processes together (a cgroup); without a memory
-      cgroup, the address space of each process (``RLIMIT_AS``) instead.
+      cgroup, the address space each process may add to what it has when the job starts
+      (``RLIMIT_AS``) instead.
     - uid: run as this user and group id (root only; ``None`` keeps the current user).
     - cwd_writable: the job's working folder, bound writable (the only writable place on disk
       besides ``rw_binds``).
@@ -150,7 +151,7 @@ def isolation_spec(sandbox: Sandbox, cwd: Path, job: cgroups.JobCgroup | None) -
         "file_bytes": int(sandbox.max_file_bytes),
         "open_files": int(sandbox.max_open_files),
         "core": 0,
-        "address_space": None if state.cgroups.memory else int(sandbox.memory_bytes),
+        "address_space_above": None if state.cgroups.memory else int(sandbox.memory_bytes),
         "processes": None if state.cgroups.pids else _process_limit(sandbox),
     }
     return {
