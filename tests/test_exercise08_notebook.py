@@ -1,11 +1,14 @@
-"""The exercise notebook, executed for real with nbclient in temporary copies of exercise_08."""
+"""The exercise notebook, executed for real with nbclient and nbgrader in temporary copies of
+exercise_08: its metadata, a student's run, the hand-in, autograding and Validate."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -25,6 +28,8 @@ from exercise_08.exercise_code.model_rules import check_model_file  # noqa: E402
 
 NOTEBOOK = "autoencoder.ipynb"
 HIDDEN = ("### BEGIN " + "HIDDEN TESTS", "### END " + "HIDDEN TESTS")
+RUN_ALL_FIRST = "run the whole notebook first (Run > Run All Cells), then Validate"
+BIN = Path(sys.executable).parent
 
 
 def copy_exercise(destination: Path) -> Path:
@@ -32,7 +37,9 @@ def copy_exercise(destination: Path) -> Path:
     shutil.copytree(
         ROOT / "exercise_08",
         folder,
-        ignore=shutil.ignore_patterns("models", "*.zip", "__pycache__", ".ipynb_checkpoints"),
+        ignore=shutil.ignore_patterns(
+            "models", "*.zip", "__pycache__", ".ipynb_checkpoints", "grading"
+        ),
     )
     return folder
 
@@ -79,21 +86,85 @@ def graded_cells_writing_to_stderr(notebook: nbformat.NotebookNode) -> list[str]
     ]
 
 
-def test_grading_metadata_adds_up_to_fifty_points() -> None:
-    notebook = nbformat.read(ROOT / "exercise_08" / NOTEBOOK, as_version=4)
-    graded = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")]
-    ids = [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells if "nbgrader" in c.metadata]
+def hidden_part(source: str) -> str:
+    return source.split(HIDDEN[0], 1)[1].split(HIDDEN[1], 1)[0]
 
-    assert sum(c.metadata["nbgrader"]["points"] for c in graded) == 50
+
+def test_grading_metadata_fifty_test_points_and_fifty_hidden_points() -> None:
+    notebook = nbformat.read(ROOT / "exercise_08" / NOTEBOOK, as_version=4)
+    graded = {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in notebook.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    }
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells if "nbgrader" in c.metadata]
+    points = {grade_id: cell.metadata["nbgrader"]["points"] for grade_id, cell in graded.items()}
+
+    assert points == {
+        "test_encoder": 6,
+        "test_decoder": 6,
+        "test_autoencoder": 4,
+        "test_classifier": 6,
+        "test_autoencoder_steps": 7,
+        "test_classifier_steps": 7,
+        "test_trained_autoencoder": 6,
+        "test_saved_classifier": 8,
+        "hidden_accuracy": 50,
+    }
+    assert sum(points.values()) == 100
     assert len(ids) == len(set(ids))
-    for cell in graded:
-        assert cell.metadata["nbgrader"]["locked"]
-        assert cell.source.startswith("# Test (")
-        points = cell.metadata["nbgrader"]["points"]
-        assert f"({points} points)" in cell.source.splitlines()[0]
+    for grade_id, cell in graded.items():
+        assert cell.metadata["nbgrader"]["locked"] and cell.cell_type == "code"
+        if grade_id == "hidden_accuracy":
+            assert cell.source.startswith("# Hidden test (50 points)")
+            continue
+        assert cell.source.startswith(f"# Test ({points[grade_id]} points)")
         assert HIDDEN[0] in cell.source and HIDDEN[1] in cell.source
     for cell in notebook.cells:
         assert not cell.get("outputs"), "the source notebook is committed without outputs"
+
+
+def test_every_graded_cell_sits_under_its_own_heading() -> None:
+    cells = nbformat.read(ROOT / "exercise_08" / NOTEBOOK, as_version=4).cells
+    for index, cell in enumerate(cells):
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            heading = cells[index - 1]
+            points = cell.metadata["nbgrader"]["points"]
+            assert heading.cell_type == "markdown" and heading.source.startswith("### ")
+            assert f"({points} points)" in heading.source.splitlines()[0], heading.source
+
+
+def test_every_hidden_assert_says_what_failed() -> None:
+    """Students see no hidden test source in their feedback, only the error message."""
+    cells = nbformat.read(ROOT / "exercise_08" / NOTEBOOK, as_version=4).cells
+    hidden = [hidden_part(c.source) for c in cells if HIDDEN[0] in c.source]
+    asserts = [n for part in hidden for n in ast.walk(ast.parse(part)) if isinstance(n, ast.Assert)]
+    assert asserts, "the hidden tests hold asserts of their own"
+    assert all(node.msg is not None for node in asserts)
+
+
+def test_code_cells_are_short() -> None:
+    cells = nbformat.read(ROOT / "exercise_08" / NOTEBOOK, as_version=4).cells
+    long = [
+        c.metadata.get("nbgrader", {}).get("grade_id")
+        for c in cells
+        if c.cell_type == "code" and len(c.source.splitlines()) > 32
+    ]
+    assert long == []
+
+
+def test_every_section_a_message_names_exists() -> None:
+    """Messages point at "section 6", "section 8", "section 9": those headings exist."""
+    headings = [
+        c.source.splitlines()[0]
+        for c in nbformat.read(ROOT / "exercise_08" / NOTEBOOK, as_version=4).cells
+        if c.cell_type == "markdown"
+    ]
+    code = ROOT / "exercise_08" / "exercise_code"
+    named = set(re.findall(r"section (\d+)", "".join(p.read_text() for p in code.glob("*.py"))))
+    assert named >= {"6", "8", "9"}
+    for number in named:
+        assert any(h.startswith(f"## {number}. ") for h in headings), number
 
 
 @pytest.mark.slow
@@ -109,12 +180,35 @@ def test_source_notebook_trains_saves_and_then_grades_from_the_saved_models(
 
     check_model_file(folder / "models" / "classifier.pt2")
     assert (folder / "models" / "autoencoder.pt").is_file()
+    text = stdout_of(trained)
+    assert "Final model: public test accuracy" in text
+    assert graded_cells_writing_to_stderr(trained) == []
+    assert [path.exists() for path in repository_outputs] == existed
+    # nbclient did not save the notebook, so the hand-in cell refused the stale file on disk.
+    assert (
+        "exercise_08.zip NOT written: autoencoder.ipynb on disk has graded cells that were "
+        "never run; save the notebook with File > Save, then run this cell again." in text
+    )
+    assert not (folder / "exercise_08.zip").exists()
+
+    # The student saves (File > Save) and runs the hand-in cell again.
+    nbformat.write(trained, folder / NOTEBOOK)
+    hand_in = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from exercise_code.submission import create_submission\ncreate_submission()",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
+    assert "hand in this zip" in hand_in.stdout
     names = set(zipfile.ZipFile(folder / "exercise_08.zip").namelist())
     assert {NOTEBOOK, "models/classifier.pt2", "models/autoencoder.pt"} <= names
     assert "exercise_code/networks.py" in names
-    assert "Final model: public test accuracy" in stdout_of(trained)
-    assert graded_cells_writing_to_stderr(trained) == []
-    assert [path.exists() for path in repository_outputs] == existed
 
     # Under nbgrader's autograding the same notebook loads the saved models instead of training.
     (folder / "exercise_08.zip").unlink()
@@ -126,6 +220,33 @@ def test_source_notebook_trains_saves_and_then_grades_from_the_saved_models(
     assert "Saved the classifier" not in text
     assert not (folder / "exercise_08.zip").exists()
     assert json.loads((folder / "models" / "final_history.json").read_text())["train_loss"]
+
+
+@pytest.mark.slow
+def test_validate_without_saved_models_says_to_run_the_whole_notebook_first(
+    tmp_path: Path, student_data_dir: Path
+) -> None:
+    """Real ``nbgrader validate`` on the solved notebook that was never run (no models/)."""
+    folder = copy_exercise(tmp_path)
+    env = {**os.environ, "COURSE_DATA_DIR": str(student_data_dir)}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        [str(BIN / "nbgrader"), "validate", NOTEBOOK, "--Execute.timeout=600"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    report = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+
+    failed = report.split("The following cell failed:")[1:]
+    assert len(failed) == 2, report
+    for part in failed:
+        assert RUN_ALL_FIRST in part, part
+    assert "NameError" not in report
+    assert "checks.check_trained_autoencoder" in failed[0]
+    assert "checks.check_saved_classifier" in failed[1]
 
 
 @pytest.mark.slow

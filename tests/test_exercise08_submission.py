@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import shutil
 import sys
 import zipfile
@@ -154,15 +156,59 @@ def exercise_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(
         ROOT / "exercise_08",
         copy,
-        ignore=shutil.ignore_patterns("models", "*.zip", "__pycache__", ".ipynb_checkpoints"),
+        ignore=shutil.ignore_patterns(
+            "models", "*.zip", "__pycache__", ".ipynb_checkpoints", "grading"
+        ),
     )
     monkeypatch.setattr(submission, "EXERCISE_DIR", copy)
     return copy
 
 
+def saved_after_a_run(folder: Path) -> None:
+    """What File > Save after running the notebook leaves on disk: executed cells, a new file."""
+    for path in folder.glob("*.ipynb"):
+        notebook = json.loads(path.read_text())
+        for number, cell in enumerate(c for c in notebook["cells"] if c["cell_type"] == "code"):
+            cell["execution_count"] = number + 1
+        path.write_text(json.dumps(notebook))
+        later = max(p.stat().st_mtime for p in (folder / "models").glob("*")) + 1
+        os.utime(path, (later, later))
+
+
 def test_create_submission_refuses_without_a_model(exercise_copy: Path) -> None:
-    with pytest.raises(ModelRuleError, match="run the notebook's save_model cell"):
+    with pytest.raises(ModelRuleError, match=r"the final model \(section 8\)"):
         submission.create_submission()
+    assert not (exercise_copy / "exercise_08.zip").exists()
+
+
+def test_create_submission_refuses_a_notebook_whose_graded_cells_never_ran(
+    exercise_copy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    submission.save_model(LinearClassifier())
+
+    assert submission.create_submission() is None
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "exercise_08.zip NOT written: autoencoder.ipynb on disk has graded cells that were never "
+        "run; save the notebook with File > Save, then run this cell again."
+    )
+    assert not (exercise_copy / "exercise_08.zip").exists()
+
+
+def test_create_submission_refuses_a_notebook_saved_before_the_model(
+    exercise_copy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    submission.save_model(LinearClassifier())
+    saved_after_a_run(exercise_copy)
+    model = exercise_copy / "models" / "classifier.pt2"
+    newer = (exercise_copy / "autoencoder.ipynb").stat().st_mtime + 60
+    os.utime(model, (newer, newer))  # the model was saved again after the notebook
+
+    assert submission.create_submission() is None
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "exercise_08.zip NOT written: autoencoder.ipynb on disk is older than "
+        "models/classifier.pt2, so your last run is not saved in it; save the notebook with "
+        "File > Save, then run this cell again."
+    )
     assert not (exercise_copy / "exercise_08.zip").exists()
 
 
@@ -170,6 +216,7 @@ def test_create_submission_zips_notebook_code_and_models(exercise_copy: Path) ->
     saved = submission.save_model(LinearClassifier())
     torch.save({"state_dict": {}}, exercise_copy / "models/autoencoder.pt")
     (exercise_copy / "models/notes.txt").write_text("not handed in")
+    saved_after_a_run(exercise_copy)
 
     zip_path = submission.create_submission()
 
@@ -186,6 +233,8 @@ def test_create_submission_zips_notebook_code_and_models(exercise_copy: Path) ->
 def test_autoencoder_and_history_round_trip(exercise_copy: Path) -> None:
     from exercise_08.exercise_code.networks import Autoencoder
 
+    with pytest.raises(FileNotFoundError, match=r"training cell \(section 6\)"):
+        submission.load_autoencoder()
     autoencoder = Autoencoder(latent_dim=3, hidden_sizes=(8,))
     history = {"train_loss": [0.5, 0.25], "val_loss": [0.4, 0.3], "batch_loss": [0.6]}
     submission.save_autoencoder(autoencoder, history)
@@ -198,14 +247,35 @@ def test_autoencoder_and_history_round_trip(exercise_copy: Path) -> None:
     assert loaded_history == history and not loaded.training
     assert submission.load_history("final") == {"train_loss": [1.0]}
     assert submission.load_history("missing") == {}
-    with pytest.raises(FileNotFoundError, match="run the autoencoder training cell"):
-        submission.load_autoencoder("models/none.pt")
+
+
+@pytest.mark.parametrize(
+    ("grading", "says"),
+    [
+        (None, "No saved models/classifier.pt2: run the final model's training cell (section 8) "),
+        ("validate", "run the whole notebook first (Run > Run All Cells), then Validate."),
+        ("autograde", "run create_submission() (section 9) and hand in the new zip."),
+    ],
+)
+def test_a_missing_saved_model_says_what_to_run(
+    exercise_copy: Path, monkeypatch: pytest.MonkeyPatch, grading: str | None, says: str
+) -> None:
+    if grading:
+        monkeypatch.setenv("NBGRADER_EXECUTION", grading)
+    else:
+        monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    with pytest.raises(FileNotFoundError) as missing:
+        submission.load_classifier()
+    assert says in str(missing.value)
+    submission.save_model(LinearClassifier())
+    assert submission.load_classifier()(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
 def test_an_interrupted_create_submission_keeps_the_previous_zip(
     exercise_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     submission.save_model(LinearClassifier())
+    saved_after_a_run(exercise_copy)
     zip_path = submission.create_submission()
     before = zip_path.read_bytes()
 

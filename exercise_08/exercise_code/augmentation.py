@@ -13,7 +13,13 @@ of a 7 may leave a 1. Strong augmentation hurts as soon as it changes what the i
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
 from torchvision.transforms import v2
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 def digit_augmentation(strength: float = 1.0) -> v2.Transform:
@@ -38,3 +44,31 @@ def label_breaking_augmentations() -> dict[str, v2.Transform]:
         "rotated 180°": v2.RandomRotation(degrees=(180, 180)),
         "cropped": v2.RandomResizedCrop(28, scale=(0.3, 0.35), ratio=(1.0, 1.0)),
     }
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run tiny per-image operations on one thread: thread start-up costs more than they do."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def augment_batch(
+    images: torch.Tensor, transform: Transform | None, group_size: int = 1
+) -> torch.Tensor:
+    """Apply ``transform`` to the batch (N, 1, 28, 28), drawing new randomness per group.
+
+    torchvision's v2 transforms draw ONE set of random parameters per call, so calling them on
+    a whole batch would shift or rotate all its images the same way. Here every group of
+    ``group_size`` images gets its own call: 1 gives every image its own transformation, a
+    larger group is faster (useful for tens of thousands of images) and less varied.
+    None returns the images unchanged.
+    """
+    if transform is None:
+        return images
+    with _one_thread():
+        return torch.cat([transform(group) for group in images.split(group_size)])

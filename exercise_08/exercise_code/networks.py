@@ -14,7 +14,8 @@ pixels as they are: standardizing them, (x - 0.1307) / 0.3081, helped a classifi
 scratch a little but made the pretrained encoder transfer clearly worse when we measured it
 (over 5 seeds, on 10,000 test images).
 
-You implement the parts between the solution markers.
+You implement the parts between the solution markers. Each part starts with the name it must
+set (``self.layers = None``, ``z = None``, ...) and a comment saying what goes in it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class Encoder(nn.Module):
         super().__init__()
         self.latent_dim = latent_dim
         self.hidden_sizes = tuple(hidden_sizes)
-        # Build self.layers, an nn.Sequential of nn.Linear and nn.ReLU modules as described above.
+        # self.layers: an nn.Sequential of nn.Linear and nn.ReLU modules as described above.
+        self.layers = None
         ### BEGIN SOLUTION
         sizes = [NUM_PIXELS, *self.hidden_sizes]
         layers: list[nn.Module] = []
@@ -58,10 +60,12 @@ class Encoder(nn.Module):
         ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Flatten each image to a vector of 784 pixels and apply the layers.
+        # z: the latent codes (N, latent_dim); flatten each image to 784 pixels, apply the layers.
+        z = None
         ### BEGIN SOLUTION
-        return self.layers(x.flatten(start_dim=1))
+        z = self.layers(x.flatten(start_dim=1))
         ### END SOLUTION
+        return z
 
 
 class Decoder(nn.Module):
@@ -84,7 +88,8 @@ class Decoder(nn.Module):
         super().__init__()
         self.latent_dim = latent_dim
         self.hidden_sizes = tuple(hidden_sizes)
-        # Build self.layers, an nn.Sequential that ends with nn.Sigmoid().
+        # self.layers: an nn.Sequential as described above, ending with nn.Sigmoid().
+        self.layers = None
         ### BEGIN SOLUTION
         sizes = [latent_dim, *reversed(self.hidden_sizes)]
         layers: list[nn.Module] = []
@@ -95,10 +100,12 @@ class Decoder(nn.Module):
         ### END SOLUTION
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        # Apply the layers and reshape the (N, 784) result to images (N, 1, 28, 28).
+        # x_hat: the images (N, 1, 28, 28); apply the layers, reshape their (N, 784) output.
+        x_hat = None
         ### BEGIN SOLUTION
-        return self.layers(z).unflatten(1, IMAGE_SHAPE)
+        x_hat = self.layers(z).unflatten(1, IMAGE_SHAPE)
         ### END SOLUTION
+        return x_hat
 
 
 class Autoencoder(nn.Module):
@@ -118,9 +125,12 @@ class Autoencoder(nn.Module):
         self.decoder = Decoder(latent_dim, hidden_sizes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x_hat: the reconstructions (N, 1, 28, 28), decoded from the encoder's latent codes.
+        x_hat = None
         ### BEGIN SOLUTION
-        return self.decoder(self.encoder(x))
+        x_hat = self.decoder(self.encoder(x))
         ### END SOLUTION
+        return x_hat
 
 
 class Classifier(nn.Module):
@@ -145,12 +155,16 @@ class Classifier(nn.Module):
     def __init__(self, encoder: Encoder, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
         self.encoder = encoder
-        # Build self.head: one linear layer from the latent code to the classes.
+        # self.head: one linear layer from the latent code (encoder.latent_dim) to the classes.
+        self.head = None
         ### BEGIN SOLUTION
         self.head = nn.Linear(encoder.latent_dim, num_classes)
         ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # logits: the head's raw output (N, 10) for the encoder's latent codes of x.
+        logits = None
         ### BEGIN SOLUTION
-        return self.head(self.encoder(x))
+        logits = self.head(self.encoder(x))
         ### END SOLUTION
+        return logits

@@ -1,11 +1,14 @@
 """Plots and the latent-space explorer of the notebook (given).
 
 Every function draws one matplotlib figure and returns it; images are float32 (N, 1, 28, 28)
-in [0, 1], shown as grids of digits.
+in [0, 1], shown as grids of digits, dark ink on white (``DIGIT_STYLE``, the same in both
+notebooks). A plot that fails part-way closes its figure, so no empty figure is left behind
+under the error message.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
@@ -16,7 +19,27 @@ from matplotlib.figure import Figure
 
 from .training import History, predict
 
+DIGIT_STYLE = {"cmap": "gray_r", "vmin": 0, "vmax": 1}
+"""How every digit is drawn: 0 white, 1 black."""
 
+
+def closes_on_error(plot: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Close the figures ``plot`` opened if it raises, so that Jupyter shows no empty figure."""
+
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs) -> Figure:
+        before = set(plt.get_fignums())
+        try:
+            return plot(*args, **kwargs)
+        except BaseException:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+            raise
+
+    return wrapper
+
+
+@closes_on_error
 def show_digits(
     images: torch.Tensor,
     titles: Sequence[str] | None = None,
@@ -39,7 +62,7 @@ def show_digits(
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i, 0].detach().cpu(), cmap="gray_r", vmin=0, vmax=1)
+            ax.imshow(images[i, 0].detach().cpu(), **DIGIT_STYLE)
             if titles is not None:
                 ax.set_title(titles[i], fontsize=9)
     fig.suptitle(title)
@@ -47,6 +70,7 @@ def show_digits(
     return fig
 
 
+@closes_on_error
 def plot_histories(
     histories: dict[str, History],
     key: str = "loss",
@@ -71,7 +95,7 @@ def plot_histories(
         if val:
             ax.plot(range(1, len(val) + 1), val, color=color, linestyle="--", label=f"{name}: val")
         if "best_epoch" in history and val:
-            best = history["best_epoch"][0]
+            best = history["best_epoch"]
             ax.plot(best + 1, val[best], marker="o", color=color)
     if marker is not None:
         ax.axvline(marker[0] + 0.5, color="gray", linestyle=":", label=marker[1])
@@ -82,6 +106,33 @@ def plot_histories(
     return fig
 
 
+@closes_on_error
+def plot_autoencoder_history(history: History, loss_name: str = "l2") -> Figure:
+    """The autoencoder's training: the loss of every batch (left, log scale) and the training
+    and validation loss per epoch (right).
+
+    Inputs:
+    - history: what train_autoencoder returned ("batch_loss", "train_loss", "val_loss").
+    - loss_name: the reconstruction loss, for the axis labels.
+    """
+    epochs = range(1, len(history["train_loss"]) + 1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    left.plot(history["batch_loss"], alpha=0.7)
+    left.set(
+        title="Autoencoder: loss of every training batch",
+        xlabel="training step",
+        ylabel=f"{loss_name} loss",
+        yscale="log",
+    )
+    right.plot(epochs, history["train_loss"], marker="o", label="train")
+    right.plot(epochs, history["val_loss"], marker="o", linestyle="--", label="val (held out)")
+    right.set(title="Autoencoder: loss per epoch", xlabel="epoch", ylabel=f"{loss_name} loss")
+    right.legend()
+    fig.tight_layout()
+    return fig
+
+
+@closes_on_error
 @torch.no_grad()
 def show_reconstructions(autoencoder: torch.nn.Module, images: torch.Tensor) -> Figure:
     """Inputs (top row) above their reconstructions (bottom row). images: (N, 1, 28, 28)."""
@@ -91,7 +142,7 @@ def show_reconstructions(autoencoder: torch.nn.Module, images: torch.Tensor) -> 
     fig, axes = plt.subplots(2, n, figsize=(n * 1.1, 2.6), squeeze=False)
     for i in range(n):
         for row, batch in enumerate((images, reconstructions)):
-            axes[row, i].imshow(batch[i, 0], cmap="gray_r", vmin=0, vmax=1)
+            axes[row, i].imshow(batch[i, 0], **DIGIT_STYLE)
             axes[row, i].set_xticks([])
             axes[row, i].set_yticks([])
     axes[0, 0].set_ylabel("input")
@@ -101,6 +152,7 @@ def show_reconstructions(autoencoder: torch.nn.Module, images: torch.Tensor) -> 
     return fig
 
 
+@closes_on_error
 def show_mistakes(
     model: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
@@ -116,8 +168,10 @@ def show_mistakes(
     return show_digits(images[wrong], titles, title=heading + " (true -> predicted)")
 
 
+@closes_on_error
 def plot_accuracies(results: dict[str, dict[str, float]], title: str = "") -> Figure:
-    """Grouped bars: one group per data split, one bar per model.
+    """Grouped bars: one group per data split, one bar per model; the legend sits below the
+    axes, where it covers no bar.
 
     Inputs:
     - results: model name -> {split name -> accuracy in [0, 1]}.
@@ -132,7 +186,7 @@ def plot_accuracies(results: dict[str, dict[str, float]], title: str = "") -> Fi
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.set_xticks([s + width * (len(models) - 1) / 2 for s in range(len(splits))], splits)
     ax.set(title=title, ylabel="accuracy", ylim=(0, 1.08))
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(models), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -156,6 +210,7 @@ def interpolate(
     return autoencoder.decoder((1 - t) * codes[0] + t * codes[1])
 
 
+@closes_on_error
 def show_interpolation(
     autoencoder: torch.nn.Module, start: torch.Tensor, end: torch.Tensor, steps: int = 9
 ) -> Figure:
@@ -167,6 +222,7 @@ def show_interpolation(
     )
 
 
+@closes_on_error
 @torch.no_grad()
 def _draw_explorer(
     autoencoder: torch.nn.Module,
@@ -188,7 +244,7 @@ def _draw_explorer(
     ]
     fig, axes = plt.subplots(1, 4, figsize=(8, 2.4))
     for ax, (image, caption) in zip(axes, panels, strict=True):
-        ax.imshow(image[0], cmap="gray_r", vmin=0, vmax=1)
+        ax.imshow(image[0], **DIGIT_STYLE)
         ax.set_title(caption, fontsize=10)
         ax.axis("off")
     fig.suptitle("Latent-space explorer: z(t) = (1 - t) z_A + t z_B")

@@ -2,6 +2,9 @@
 
 Paths are relative to the exercise folder (the folder of the notebook), not to the current
 working directory, so the functions work the same from the notebook, a terminal or the grader.
+
+Under nbgrader (``NBGRADER_EXECUTION`` is set) the notebook loads the saved models instead of
+training; ``require_saved`` says what to run when one is missing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .model_rules import (
     MAX_FILE_BYTES,
     ModelRuleError,
     check_model_file,
+    load_checked_model,
 )
 
 EXERCISE_DIR = Path(__file__).resolve().parent.parent
@@ -27,6 +31,11 @@ MODEL_PATH = "models/classifier.pt2"
 AUTOENCODER_PATH = "models/autoencoder.pt"
 # Other files the notebook reads back under autograding (saved autoencoder, loss histories).
 EXTRA_MODEL_SUFFIXES = (".pt", ".json")
+MADE_BY = {
+    AUTOENCODER_PATH: "the autoencoder's training cell (section 6)",
+    MODEL_PATH: "the final model's training cell (section 8)",
+}
+"""The notebook cell that writes each saved model."""
 
 
 def _in_exercise(path: str | Path) -> Path:
@@ -90,21 +99,57 @@ def _submission_files() -> list[Path]:
     return files
 
 
-def create_submission(zip_path: str | Path = "exercise_08.zip") -> Path:
-    """Check the saved classifier and write the zip to hand in.
+def notebook_problem(notebook: Path, newest_model: Path | None) -> str | None:
+    """Why ``notebook`` as saved on disk is not ready to hand in, or None if it is.
+
+    It is not when its graded cells were never run in the saved file, or when it was saved
+    before ``newest_model`` was written (then the run that made the model is not in it).
+    """
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{notebook.name} could not be read as a notebook"
+    graded = [
+        cell
+        for cell in cells
+        if cell.get("cell_type") == "code"
+        and cell.get("metadata", {}).get("nbgrader", {}).get("grade")
+    ]
+    if any(cell.get("execution_count") is None for cell in graded):
+        return f"{notebook.name} on disk has graded cells that were never run"
+    if newest_model is not None and notebook.stat().st_mtime < newest_model.stat().st_mtime:
+        model = newest_model.relative_to(EXERCISE_DIR).as_posix()
+        return f"{notebook.name} on disk is older than {model}, so your last run is not saved in it"
+    return None
+
+
+def create_submission(zip_path: str | Path = "exercise_08.zip") -> Path | None:
+    """Check the saved classifier and the saved notebook, then write the zip to hand in.
 
     The zip holds the notebook(s), exercise_code/*.py, models/classifier.pt2 and the small
-    files in models/ the notebook loads under autograding (e.g. models/autoencoder.pt).
+    files in models/ the notebook loads under autograding (e.g. models/autoencoder.pt). It takes
+    the notebook as it is on disk, so the notebook must be saved after the run that made the
+    models: otherwise this prints why and writes nothing.
 
     Inputs:
     - zip_path: where to write the zip, relative to the exercise folder.
 
-    Returns the absolute path of the zip.
+    Returns the absolute path of the zip, or None when the notebook on disk is not ready.
     Raises ModelRuleError if the classifier is missing or breaks a rule.
     """
     check_model_file(_in_exercise(MODEL_PATH))
     files = _submission_files()
     zip_path = _in_exercise(zip_path)
+    models = [EXERCISE_DIR / f for f in files if f.parts[0] == "models"]
+    newest = max(models, key=lambda path: path.stat().st_mtime)
+    for notebook in sorted(EXERCISE_DIR.glob("*.ipynb")):
+        problem = notebook_problem(notebook, newest)
+        if problem:
+            print(
+                f"{zip_path.name} NOT written: {problem}; save the notebook with File > Save, "
+                "then run this cell again."
+            )
+            return None
     partial = zip_path.with_name(zip_path.name + ".part")  # renamed only once complete
     try:
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -115,6 +160,34 @@ def create_submission(zip_path: str | Path = "exercise_08.zip") -> Path:
         partial.unlink(missing_ok=True)
     print(f"Wrote {zip_path} with {len(files)} files; hand in this zip.")
     return zip_path
+
+
+def require_saved(path: str) -> Path:
+    """The absolute path of the saved file ``path`` (e.g. MODEL_PATH); if it is missing, a
+    FileNotFoundError saying what to run to make it.
+
+    Under nbgrader's Validate (``NBGRADER_EXECUTION=validate``) the notebook loads the saved
+    models instead of training them, so they must exist before you validate.
+    """
+    full_path = _in_exercise(path)
+    if full_path.is_file():
+        return full_path
+    grading = os.environ.get("NBGRADER_EXECUTION")
+    if grading == "validate":  # on its own line: nbgrader's report cuts lines at 87 characters
+        todo = "\nrun the whole notebook first (Run > Run All Cells), then Validate"
+    elif grading:
+        todo = (
+            "run the whole notebook, save it, run create_submission() (section 9) and hand in "
+            "the new zip"
+        )
+    else:
+        todo = f"run {MADE_BY.get(path, 'the cell that saves it')} first"
+    raise FileNotFoundError(f"No saved {path}: {todo}.")
+
+
+def load_classifier(path: str = MODEL_PATH) -> torch.nn.Module:
+    """The saved classifier, checked against the rules and loaded as a module (eval mode)."""
+    return load_checked_model(require_saved(path)).module()
 
 
 def save_autoencoder(
@@ -145,12 +218,7 @@ def load_autoencoder(path: str | Path = AUTOENCODER_PATH) -> tuple[nn.Module, di
     # Imported here so that saving and zipping work even while networks.py is unfinished.
     from .networks import Autoencoder
 
-    path = _in_exercise(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No saved autoencoder at {path}; run the autoencoder training cell to create it."
-        )
-    saved = torch.load(path, weights_only=True)
+    saved = torch.load(require_saved(str(path)), weights_only=True)
     autoencoder = Autoencoder(saved["latent_dim"], tuple(saved["hidden_sizes"]))
     autoencoder.load_state_dict(saved["state_dict"])
     return autoencoder.eval(), saved["history"]

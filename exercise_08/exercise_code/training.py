@@ -2,14 +2,14 @@
 
 The loops are given: they shuffle, batch, show a progress bar with the running loss and record
 a history of the losses. You implement what happens with ONE batch: the training steps and the
-validation steps, between the solution markers.
+validation steps, between the solution markers. Each of your regions starts with the names it
+must set (``loss = None``, ``logits = None``); the given line after it returns them.
 
 Every function takes images as float32 tensors (N, 1, 28, 28) in [0, 1].
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Callable, Iterator
 
@@ -18,8 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-History = dict[str, list[float]]
-Transform = Callable[[torch.Tensor], torch.Tensor]
+from .augmentation import Transform, augment_batch
+
+History = dict[str, list[float] | int]
+"""What a training returns: one float per epoch under "train_loss", "val_loss", ... and, for a
+classifier, "best_epoch": the 0-based epoch whose weights were kept (an int)."""
 
 
 def reconstruction_loss(
@@ -68,6 +71,9 @@ def autoencoder_train_step(
 
     Returns the batch loss as a Python float.
     """
+    # loss: the reconstruction loss of this batch, a scalar tensor. Compute it, then
+    # optimizer.zero_grad(), loss.backward() and optimizer.step().
+    loss = None
     ### BEGIN SOLUTION
     loss = reconstruction_loss(model(images), images, loss_kind)
     optimizer.zero_grad()
@@ -88,6 +94,8 @@ def autoencoder_val_step(model: nn.Module, images: torch.Tensor, loss_kind: str 
 
     Returns the batch loss as a Python float.
     """
+    # loss: the reconstruction loss of this batch, a scalar tensor (no backward, no step).
+    loss = None
     ### BEGIN SOLUTION
     loss = reconstruction_loss(model(images), images, loss_kind)
     ### END SOLUTION
@@ -111,6 +119,9 @@ def classifier_train_step(
 
     Returns (the batch loss as a float, the number of correctly classified images).
     """
+    # logits: the model's raw scores (N, 10) for the batch; loss: their cross-entropy with the
+    # labels, a scalar tensor. Then optimizer.zero_grad(), loss.backward(), optimizer.step().
+    logits, loss = None, None
     ### BEGIN SOLUTION
     logits = model(images)
     loss = F.cross_entropy(logits, labels)
@@ -133,6 +144,8 @@ def classifier_val_step(
 
     Returns (the batch loss as a float, the number of correctly classified images).
     """
+    # logits: the model's raw scores (N, 10); loss: their cross-entropy with the labels.
+    logits, loss = None, None
     ### BEGIN SOLUTION
     logits = model(images)
     loss = F.cross_entropy(logits, labels)
@@ -146,33 +159,6 @@ def classifier_val_step(
 def batches(num_items: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Shuffled index batches covering range(num_items) once (the last one may be smaller)."""
     yield from torch.randperm(num_items, generator=generator).split(batch_size)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run tiny per-image operations on one thread: thread start-up costs more than they do."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def augment_batch(
-    images: torch.Tensor, transform: Transform | None, group_size: int = 1
-) -> torch.Tensor:
-    """Apply ``transform`` to the batch (N, 1, 28, 28), drawing new randomness per group.
-
-    torchvision's v2 transforms draw ONE set of random parameters per call, so calling them on
-    a whole batch would shift or rotate all its images the same way. Here every group of
-    ``group_size`` images gets its own call: 1 gives every image its own transformation, a
-    larger group is faster (useful for tens of thousands of images) and less varied.
-    """
-    if transform is None:
-        return images
-    with _one_thread():
-        return torch.cat([transform(group) for group in images.split(group_size)])
 
 
 def train_autoencoder(
@@ -240,14 +226,35 @@ def make_optimizer(
 
     - encoder_lr=None: the encoder trains with the same learning rate as the head.
     - encoder_lr > 0: a separate (usually lower) rate, so pretrained features change slowly.
-    - encoder_lr=0: the encoder is frozen (requires_grad=False), only the head trains.
+    - encoder_lr=0: the optimizer gets the head's parameters only (it changes nothing else;
+      ``train_classifier`` freezes the encoder in that case).
     """
     encoder_lr = lr if encoder_lr is None else encoder_lr
-    model.encoder.requires_grad_(encoder_lr > 0)
     groups = [{"params": model.head.parameters(), "lr": lr}]
     if encoder_lr > 0:
         groups.append({"params": model.encoder.parameters(), "lr": encoder_lr})
     return torch.optim.Adam(groups)
+
+
+def train_epoch(
+    model: nn.Module,
+    train_data: tuple[torch.Tensor, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    generator: torch.Generator,
+    transform: Transform | None = None,
+    augment_group: int = 1,
+) -> tuple[float, float]:
+    """One pass over the shuffled training data in training mode; returns (loss, accuracy)."""
+    images, labels = train_data
+    model.train()
+    total_loss, correct = 0.0, 0
+    for index in batches(len(images), batch_size, generator):
+        batch = augment_batch(images[index], transform, augment_group)
+        loss, right = classifier_train_step(model, batch, labels[index], optimizer)
+        total_loss += loss * len(index)
+        correct += right
+    return total_loss / len(images), correct / len(images)
 
 
 def train_classifier(
@@ -273,57 +280,64 @@ def train_classifier(
     - model: a Classifier (it has ``.encoder`` and ``.head``).
     - train_data: (images (N, 1, 28, 28), labels (N,)); val_data: the same, or None.
     - epochs, batch_size, lr: the usual.
-    - encoder_lr: the encoder's learning rate (None: same as lr, 0: frozen), see make_optimizer.
+    - encoder_lr: the encoder's learning rate: None for the same as lr, a lower one so that
+      pretrained features change slowly, or 0 to FREEZE the encoder for this training: its
+      parameters get requires_grad=False (autograd computes no gradients for them and the
+      optimizer leaves them out) and are unfrozen again when the training ends.
     - transform: augmentation of the training images, e.g. a torchvision v2 transform;
-      augment_group: how many images share one random draw (see augment_batch).
+      augment_group: how many images share one random draw (see augmentation.augment_batch).
     - seed: seeds the shuffling.
 
     Returns the history: "train_loss", "train_acc", "val_loss", "val_acc" per epoch, and
-    "best_epoch" (a one-element list, the 0-based epoch that was kept).
+    "best_epoch", the 0-based epoch that was kept (an int).
     """
-    images, labels = train_data
     generator = torch.Generator().manual_seed(seed)
+    freeze_encoder = encoder_lr == 0
+    model.encoder.requires_grad_(not freeze_encoder)
     optimizer = make_optimizer(model, lr, encoder_lr)
     history: History = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
     best, best_state, best_epoch = None, None, epochs - 1
-    with tqdm(total=epochs, desc=desc, unit="epoch") as bar:
-        for epoch in range(epochs):
-            model.train()
-            total_loss, correct = 0.0, 0
-            for index in batches(len(images), batch_size, generator):
-                batch = augment_batch(images[index], transform, augment_group)
-                loss, right = classifier_train_step(model, batch, labels[index], optimizer)
-                total_loss += loss * len(index)
-                correct += right
-            history["train_loss"].append(total_loss / len(images))
-            history["train_acc"].append(correct / len(images))
-            postfix = {"loss": f"{history['train_loss'][-1]:.3f}"}
-            if val_data is not None:
-                val_loss, val_acc = evaluate_classifier(model, *val_data)
-                history["val_loss"].append(val_loss)
-                history["val_acc"].append(val_acc)
-                postfix["val_acc"] = f"{val_acc:.2f}"
-                if best is None or (val_acc, -val_loss) > best:
-                    best, best_epoch = (val_acc, -val_loss), epoch
-                    best_state = copy.deepcopy(model.state_dict())
-            bar.set_postfix(postfix, refresh=False)
-            bar.update()
+    try:
+        with tqdm(total=epochs, desc=desc, unit="epoch") as bar:
+            for epoch in range(epochs):
+                train_loss, train_acc = train_epoch(
+                    model, train_data, optimizer, batch_size, generator, transform, augment_group
+                )
+                history["train_loss"].append(train_loss)
+                history["train_acc"].append(train_acc)
+                postfix = {"loss": f"{train_loss:.3f}"}
+                if val_data is not None:
+                    val_loss, val_acc = evaluate_classifier(model, *val_data)
+                    history["val_loss"].append(val_loss)
+                    history["val_acc"].append(val_acc)
+                    postfix["val_acc"] = f"{val_acc:.2f}"
+                    if best is None or (val_acc, -val_loss) > best:
+                        best, best_epoch = (val_acc, -val_loss), epoch
+                        best_state = copy.deepcopy(model.state_dict())
+                bar.set_postfix(postfix, refresh=False)
+                bar.update()
+    finally:
+        model.encoder.requires_grad_(True)  # frozen for this training only
     if best_state is not None:
         model.load_state_dict(best_state)
-    history["best_epoch"] = [best_epoch]
+    history["best_epoch"] = best_epoch
     model.eval()
     return history
 
 
 def join_histories(first: History, second: History) -> History:
-    """The history of two trainings of one model, one after the other (e.g. head, then all).
+    """The history of two trainings of one model, one after the other (e.g. steps 1 and 2).
 
     The per-epoch lists are concatenated; "best_epoch" is the second run's, counted from the
     start of the first, so plots mark the epoch that was kept in the end.
     """
-    joined = {key: first.get(key, []) + values for key, values in second.items()}
+    joined = {
+        key: first.get(key, []) + values
+        for key, values in second.items()
+        if isinstance(values, list)
+    }
     if "best_epoch" in second:
-        joined["best_epoch"] = [len(first["train_loss"]) + second["best_epoch"][0]]
+        joined["best_epoch"] = len(first["train_loss"]) + second["best_epoch"]
     return joined
 
 
@@ -366,3 +380,11 @@ def accuracy(
 ) -> float:
     """Fraction of correctly classified images."""
     return count_correct(predict(model, images), labels) / len(labels)
+
+
+def accuracies(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
+) -> dict[str, float]:
+    """The accuracy on each named split, e.g. {"val": (images, labels), "public test": ...}."""
+    return {name: accuracy(model, images, labels) for name, (images, labels) in splits.items()}
