@@ -1,9 +1,8 @@
-"""The optional exercise's reference layers against numeric gradients and PyTorch, and the given
-checks against typical student mistakes."""
+"""The optional exercise's reference layers against numeric gradients and PyTorch. (Typical
+student mistakes against the given checks: tests/test_mutations_optional.py.)"""
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -173,108 +172,6 @@ def test_reference_layers_pass_the_notebook_checks(capsys: pytest.CaptureFixture
     checks.check_layernorm_forward(layers.layernorm_forward)
     checks.check_layernorm_backward(layers.layernorm_forward, layers.layernorm_backward)
     assert capsys.readouterr().out.count(": OK") == 7
-
-
-# Typical mistakes, each built from the reference layer; the checks must reject them with a hint.
-
-
-def _dropout_p_as_keep(x, param):
-    return layers.dropout_forward(x, dict(param, p=1 - param.get("p", 0.5)))
-
-
-def _dropout_unscaled(x, param):
-    out, cache = layers.dropout_forward(x, param)
-    return (out * (1 - param["p"]) if param["mode"] == "train" else out), cache
-
-
-def _batchnorm_unbiased(x, gamma, beta, param):
-    n = x.shape[0]
-    out, cache = layers.batchnorm_forward(x, gamma, beta, param)
-    if param["mode"] == "train":
-        var = x.var(axis=0)
-        out = (out - beta) * np.sqrt((var + 1e-5) / (var * n / (n - 1) + 1e-5)) + beta
-    return out, cache
-
-
-def _batchnorm_biased_running_var(x, gamma, beta, param):
-    old = param.setdefault("running_var", np.ones(x.shape[1])).copy()
-    out, cache = layers.batchnorm_forward(x, gamma, beta, param)
-    if param["mode"] == "train":
-        m = param.get("momentum", 0.1)
-        param["running_var"][:] = (1 - m) * old + m * x.var(axis=0)
-    return out, cache
-
-
-def _batchnorm_not_in_place(x, gamma, beta, param):
-    copy = dict(param)
-    copy["running_mean"] = np.array(param.get("running_mean", np.zeros(x.shape[1])))
-    copy["running_var"] = np.array(param.get("running_var", np.ones(x.shape[1])))
-    out, cache = layers.batchnorm_forward(x, gamma, beta, copy)
-    param["running_mean"], param["running_var"] = copy["running_mean"], copy["running_var"]
-    return out, cache
-
-
-def _batchnorm_batch_stats_at_test(x, gamma, beta, param):
-    if param["mode"] == "test":
-        return layers.batchnorm_forward(x, gamma, beta, dict(param, mode="train"))
-    return layers.batchnorm_forward(x, gamma, beta, param)
-
-
-def _batchnorm_backward_without_mean_term(dout, cache):
-    x_hat, gamma, inv_std = cache
-    dx, dgamma, dbeta = layers.batchnorm_backward(dout, cache)
-    return dx + inv_std * (dout * gamma).mean(axis=0), dgamma, dbeta
-
-
-def _layernorm_over_batch(x, gamma, beta, param):
-    ones, zeros = np.ones(x.shape[1]), np.zeros(x.shape[1])
-    out, cache = layers.batchnorm_forward(x, ones, zeros, dict(param, mode="train"))
-    return gamma * out + beta, cache
-
-
-MISTAKES = {
-    "p taken as keep probability": (
-        lambda: checks.check_dropout_forward(_dropout_p_as_keep),
-        "probability of DROPPING",
-    ),
-    "no 1/(1-p) scaling": (
-        lambda: checks.check_dropout_forward(_dropout_unscaled),
-        "1 / (1 - p)",
-    ),
-    "unbiased variance in the normalization": (
-        lambda: checks.check_batchnorm_forward(_batchnorm_unbiased),
-        "BIASED batch variance",
-    ),
-    "biased variance in running_var": (
-        lambda: checks.check_batchnorm_running_stats(_batchnorm_biased_running_var),
-        "UNBIASED",
-    ),
-    "running statistics not updated in place": (
-        lambda: checks.check_batchnorm_running_stats(_batchnorm_not_in_place),
-        "in place",
-    ),
-    "batch statistics at test time": (
-        lambda: checks.check_batchnorm_running_stats(_batchnorm_batch_stats_at_test),
-        "not with the statistics of the batch",
-    ),
-    "backward pass missing a term": (
-        lambda: checks.check_batchnorm_backward(
-            layers.batchnorm_forward, _batchnorm_backward_without_mean_term
-        ),
-        "relative error of dx",
-    ),
-    "layer norm over the batch axis": (
-        lambda: checks.check_layernorm_forward(_layernorm_over_batch),
-        "normalize each ROW",
-    ),
-}
-
-
-@pytest.mark.parametrize("mistake", list(MISTAKES))
-def test_checks_reject_typical_mistakes_with_a_hint(mistake: str) -> None:
-    run, hint = MISTAKES[mistake]
-    with pytest.raises(AssertionError, match=re.escape(hint)):
-        run()
 
 
 def test_your_layers_modules_train_and_evaluate_like_torchs() -> None:

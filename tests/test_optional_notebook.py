@@ -8,6 +8,7 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -121,10 +122,24 @@ def test_layers_module_is_a_student_module_whose_stubs_name_the_function(tmp_pat
         )
 
 
-def test_create_submission_zips_the_notebook_and_the_modules(tmp_path: Path) -> None:
-    from exercise_08_optional.exercise_code.submission import create_submission
+def test_create_submission_zips_the_notebook_and_the_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from exercise_08_optional.exercise_code import submission
 
-    path = create_submission(tmp_path / "hand_in.zip")
+    folder = _copy_exercise(tmp_path)
+    monkeypatch.setattr(submission, "EXERCISE_DIR", folder)
+    assert submission.create_submission(tmp_path / "hand_in.zip") is None
+    assert capsys.readouterr().out.strip() == (
+        "hand_in.zip NOT written: regularization.ipynb on disk has graded cells that were never "
+        "run; save the notebook with File > Save, then run this cell again."
+    )
+    notebook = nbformat.read(folder / NOTEBOOK, as_version=4)
+    for number, cell in enumerate(c for c in notebook.cells if c.cell_type == "code"):
+        cell.execution_count = number + 1
+    nbformat.write(notebook, folder / NOTEBOOK)  # what File > Save after a run leaves
+
+    path = submission.create_submission(tmp_path / "hand_in.zip")
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
     modules = {f"exercise_code/{p.name}" for p in (EXERCISE / "exercise_code").glob("*.py")}
@@ -152,6 +167,22 @@ def test_source_notebook_runs_top_to_bottom_and_passes_its_graded_cells(
     assert figures >= 7
     everything = json.dumps([cell.get("outputs", []) for cell in notebook.cells])
     assert "ensemble accuracy" in everything and "stopped after epoch" in everything
+    # nbclient does not save the notebook: the hand-in cell refuses the unexecuted file on disk.
+    assert "exercise_08_optional.zip NOT written" in _text(notebook.cells[-1])
+    assert not (folder / "exercise_08_optional.zip").exists()
+    nbformat.write(notebook, folder / NOTEBOOK)  # File > Save
+    hand_in = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from exercise_code.submission import create_submission\ncreate_submission()",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "hand in this file" in hand_in.stdout
     with zipfile.ZipFile(folder / "exercise_08_optional.zip") as archive:
         assert NOTEBOOK in archive.namelist()
 
@@ -186,7 +217,7 @@ def test_student_version_fails_graded_cells_with_clear_messages_and_still_runs(
         assert index in errors, f"{grade_id} passed on the student version"
         if grade_id != "test_label_breaking":
             assert re.search(r"Implement \w+ in exercise_code/layers\.py", errors[index])
-    assert "NameError" in errors[graded["test_label_breaking"]]
+    assert "label_breaking is None" in errors[graded["test_label_breaking"]]
     # The lab's cells that do not use the student's layers run as usual.
     for marker in ("l2_vs_weight_decay", "regularization.bagging", "time_vs_space"):
         index = next(i for i, cell in enumerate(notebook.cells) if marker in cell.source)

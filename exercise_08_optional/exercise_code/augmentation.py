@@ -18,6 +18,10 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 SIZE = 28
+DIGIT_STYLE = {"cmap": "gray_r", "vmin": 0, "vmax": 1}
+"""How digits are drawn, as in exercise 08's plots: 0 white, 1 black."""
+GRID = 0.25
+"""Grey level of the lines between the digits of a mosaic."""
 
 
 def _corner_crop(image: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
@@ -46,7 +50,7 @@ def one_per_class(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def _mosaic(rows: list[torch.Tensor]) -> torch.Tensor:
     """Rows of images (each (K, 1, 28, 28)) as one (rows * 30, K * 30) picture, 2 px apart."""
-    padded = [F.pad(row[:, 0], [1, 1, 1, 1], fill=1.0) for row in rows]
+    padded = [F.pad(row[:, 0], [1, 1, 1, 1], fill=GRID) for row in rows]
     return torch.cat([torch.cat(list(row), dim=1) for row in padded], dim=0)
 
 
@@ -55,7 +59,7 @@ def _show_mosaic(
 ) -> plt.Figure:
     """One picture of labelled rows of digits, columns labelled with the digit 0..9."""
     figure, axis = plt.subplots(figsize=figsize)
-    axis.imshow(_mosaic(list(rows.values())), cmap="gray", vmin=0, vmax=1)
+    axis.imshow(_mosaic(list(rows.values())), **DIGIT_STYLE)
     step = SIZE + 2
     columns = len(next(iter(rows.values())))
     axis.set_xticks([step * k + step / 2 for k in range(columns)])
@@ -236,7 +240,12 @@ def plot_time_vs_space(result: dict[str, float], epochs: int = 20) -> plt.Figure
 
 def check_label_breaking(answer: object) -> None:
     """Public check of the quiz answer: a set of names taken from CANDIDATES."""
-    assert isinstance(answer, set), f"label_breaking must be a set of names, not {type(answer)}."
+    assert answer is not None, (
+        "label_breaking is None: put the set of names into it in the answer cell above."
+    )
+    assert isinstance(answer, set), (
+        f"label_breaking must be a set of names, not {type(answer).__name__}."
+    )
     unknown = answer - set(CANDIDATES)
     assert not unknown, f"{sorted(unknown)} are not in CANDIDATES; copy names from the figure."
     assert answer, "label_breaking is empty: put the names of the label-breaking transforms in."

@@ -5,8 +5,10 @@ Every layer is a pair of functions in the style of CS231n:
     out, cache = x_forward(x, ...)      # cache holds what the backward pass needs
     dx, ... = x_backward(dout, cache)   # dout = dL/dout, same shape as out
 
-Fill in the regions marked ``# YOUR CODE HERE``; the code around them is complete. The notebook
-checks each function numerically (gradient checks) and against PyTorch.
+Fill in the regions marked ``# YOUR CODE HERE``; the code around them is complete. Each region
+starts with the names it must set (``out = None``, ...) and a comment saying what goes in them;
+the given line after it returns them. The notebook checks each function numerically (gradient
+checks) and against PyTorch.
 """
 
 import numpy as np
@@ -15,7 +17,9 @@ import numpy as np
 def dropout_forward(x: np.ndarray, dropout_param: dict) -> tuple[np.ndarray, tuple]:
     """Inverted dropout: drop each unit with probability p in training, scale the rest up.
 
-        train:  mask_i ~ Bernoulli(1 - p),   out = x * mask / (1 - p)
+        train:  keep_i ~ Bernoulli(1 - p)       (1: unit i is kept, 0: it is dropped)
+                mask = keep / (1 - p)           (0 for dropped units, 1 / (1 - p) for kept ones)
+                out = x * mask
         test:   out = x
 
     Scaling the kept units by 1 / (1 - p) at training time keeps the expected activation the
@@ -29,12 +33,12 @@ def dropout_forward(x: np.ndarray, dropout_param: dict) -> tuple[np.ndarray, tup
       - p: the probability of DROPPING a unit, 0 <= p < 1 (default 0.5, as in PyTorch)
       - mode: "train" or "test"
       - seed: optional seed for the random mask; the same seed gives the same mask, which the
-        gradient check needs. Draw the mask from ``rng`` (below) and from nothing else.
+        gradient check needs. Draw keep from ``np.random.default_rng(seed)`` and nothing else.
 
     Returns a tuple of:
     - out: array of the same shape as x
-    - cache: (dropout_param, mask); mask is None in test mode, else an array shaped like x
-      holding 0 for dropped units and 1 / (1 - p) for kept ones
+    - cache: (dropout_param, mask); mask as above (already scaled by 1 / (1 - p)), an array
+      shaped like x, or None in test mode
     """
     p = dropout_param.get("p", 0.5)
     mode = dropout_param["mode"]
@@ -42,12 +46,13 @@ def dropout_forward(x: np.ndarray, dropout_param: dict) -> tuple[np.ndarray, tup
         raise ValueError(f"dropout_param['p'] is {p}, but it must be in [0, 1).")
     if mode not in ("train", "test"):
         raise ValueError(f"dropout_param['mode'] is {mode!r}, but it must be 'train' or 'test'.")
-    rng = np.random.default_rng(dropout_param.get("seed"))
 
-    mask = None
-    out = None
+    # mask: the scaled mask above (train mode; None in test mode), drawn from the generator
+    # np.random.default_rng with the seed dropout_param.get("seed"); out: the layer's output.
+    mask, out = None, None
     ### BEGIN SOLUTION
     if mode == "train":
+        rng = np.random.default_rng(dropout_param.get("seed"))
         mask = (rng.random(x.shape) >= p) / (1 - p)
         out = x * mask
     else:
@@ -57,7 +62,10 @@ def dropout_forward(x: np.ndarray, dropout_param: dict) -> tuple[np.ndarray, tup
 
 
 def dropout_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """Backward pass of inverted dropout: dx = dout * mask / (1 - p) in training, dout in test.
+    """Backward pass of inverted dropout.
+
+        train:  dx = dout * mask     (mask from the cache: it already holds the 1 / (1 - p))
+        test:   dx = dout
 
     Inputs:
     - dout: upstream gradient, same shape as x
@@ -67,6 +75,7 @@ def dropout_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     - dx: gradient with respect to x, same shape as x
     """
     dropout_param, mask = cache
+    # dx: the gradient with respect to x.
     dx = None
     ### BEGIN SOLUTION
     if dropout_param["mode"] == "train":
@@ -117,18 +126,21 @@ def batchnorm_forward(
     - cache: what batchnorm_backward needs (training mode), None in test mode
     """
     mode = bn_param["mode"]
-    eps = bn_param.get("eps", 1e-5)
-    momentum = bn_param.get("momentum", 0.1)
     n, d = x.shape
-    running_mean = bn_param.setdefault("running_mean", np.zeros(d, dtype=x.dtype))
-    running_var = bn_param.setdefault("running_var", np.ones(d, dtype=x.dtype))
+    bn_param.setdefault("running_mean", np.zeros(d, dtype=x.dtype))
+    bn_param.setdefault("running_var", np.ones(d, dtype=x.dtype))
     if mode not in ("train", "test"):
         raise ValueError(f"bn_param['mode'] is {mode!r}, but it must be 'train' or 'test'.")
     if mode == "train" and n < 2:
         raise ValueError("Batch norm needs at least 2 samples per batch in training mode.")
 
+    # out: the normalized, scaled and shifted output; cache: what batchnorm_backward needs
+    # (training mode). Read eps and momentum from bn_param (defaults above); in training mode
+    # also update the arrays bn_param["running_mean"] and bn_param["running_var"] IN PLACE.
     out, cache = None, None
     ### BEGIN SOLUTION
+    eps, momentum = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.1)
+    running_mean, running_var = bn_param["running_mean"], bn_param["running_var"]
     if mode == "train":
         mu = x.mean(axis=0)
         var = x.var(axis=0)
@@ -169,6 +181,7 @@ def batchnorm_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.n
     - dgamma: shape (D,)
     - dbeta: shape (D,)
     """
+    # dx, dgamma, dbeta: the gradients with respect to x, gamma and beta.
     dx, dgamma, dbeta = None, None, None
     ### BEGIN SOLUTION
     x_hat, gamma, inv_std = cache
@@ -205,9 +218,11 @@ def layernorm_forward(
     - out: shape (N, D)
     - cache: what layernorm_backward needs
     """
-    eps = ln_param.get("eps", 1e-5)
+    # out: the normalized, scaled and shifted output; cache: what layernorm_backward needs.
+    # eps: ln_param.get("eps", 1e-5).
     out, cache = None, None
     ### BEGIN SOLUTION
+    eps = ln_param.get("eps", 1e-5)
     mu = x.mean(axis=1, keepdims=True)
     var = x.var(axis=1, keepdims=True)
     inv_std = 1.0 / np.sqrt(var + eps)
@@ -236,6 +251,7 @@ def layernorm_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.n
     - dgamma: shape (D,)
     - dbeta: shape (D,)
     """
+    # dx, dgamma, dbeta: the gradients with respect to x, gamma and beta.
     dx, dgamma, dbeta = None, None, None
     ### BEGIN SOLUTION
     x_hat, gamma, inv_std = cache

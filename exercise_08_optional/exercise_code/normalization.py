@@ -21,8 +21,8 @@ def original_vs_inverted(
 ) -> dict[str, np.ndarray]:
     """Average training outputs of both dropout variants over many masks, and their test outputs.
 
-        original:  train  out = x * m,             test  out = (1 - p) * x
-        inverted:  train  out = x * m / (1 - p),   test  out = x          (m ~ Bernoulli(1 - p))
+        original:  train  out = x * keep,             test  out = (1 - p) * x
+        inverted:  train  out = x * keep / (1 - p),   test  out = x    (keep ~ Bernoulli(1 - p))
 
     Both make E[train output] equal the test output; inverted dropout does the scaling at
     training time, so the test-time network is the plain one.
@@ -36,10 +36,10 @@ def original_vs_inverted(
     batch = np.tile(x, (trials, 1))
     inverted_train, _ = dropout_forward(batch, {"mode": "train", "p": p, "seed": seed})
     inverted_test, _ = dropout_forward(x, {"mode": "test", "p": p})
-    mask = np.random.default_rng(seed + 1).random(batch.shape) >= p
+    keep = np.random.default_rng(seed + 1).random(batch.shape) >= p
     return {
         "x": x,
-        "original: mean of train outputs": (batch * mask).mean(axis=0),
+        "original: mean of train outputs": (batch * keep).mean(axis=0),
         "original: test output (1-p) x": (1 - p) * x,
         "inverted: mean of train outputs": np.asarray(inverted_train).mean(axis=0),
         "inverted: test output x": np.asarray(inverted_test),
