@@ -91,7 +91,8 @@ class GradeSettings:
     (memory of all processes of one autograde together), ``AUTOGRADER_DISK_MB`` (what one
     autograde may write), ``AUTOGRADER_PROCESSES`` (processes and threads of one job),
     ``AUTOGRADER_PROBE_TIMEOUT_S`` and ``AUTOGRADER_PROBE_MEMORY_MB`` (one trusted check or
-    model run), ``AUTOGRADER_DATA_DIR`` (the data folder with the hidden test set and the course
+    model run), ``AUTOGRADER_MODEL_TIMEOUT_S`` (the handed-in model on the hidden and public
+    images), ``AUTOGRADER_DATA_DIR`` (the data folder with the hidden test set and the course
     key; default ``data/`` of the repository).
     """
 
@@ -102,6 +103,7 @@ class GradeSettings:
     max_processes: int = 256
     probe_timeout_s: float = 120.0
     probe_memory_bytes: int = 2048 * MiB
+    model_timeout_s: float = 120.0
     data_dir: Path = field(default_factory=lambda: course.REPO_ROOT / "data")
 
     @classmethod
@@ -116,6 +118,7 @@ class GradeSettings:
             "max_processes": ("AUTOGRADER_PROCESSES", int, 1),
             "probe_timeout_s": ("AUTOGRADER_PROBE_TIMEOUT_S", float, 1),
             "probe_memory_bytes": ("AUTOGRADER_PROBE_MEMORY_MB", int, MiB),
+            "model_timeout_s": ("AUTOGRADER_MODEL_TIMEOUT_S", float, 1),
         }
         for name, (variable, kind, scale) in numbers.items():
             if env.get(variable):
@@ -567,15 +570,16 @@ def _copy_submission(run: _Run, submitted: Path, job: _Job) -> None:
             path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def _probe_sandbox(run: _Run, job: _Job, memory: int | None = None) -> Sandbox:
+def _probe_sandbox(run: _Run, job: _Job, out: Path, *read_only: Path) -> Sandbox:
+    """The sandbox of one probe (or model run) writing to ``out``."""
     return Sandbox(
         timeout_s=run.settings.probe_timeout_s,
-        memory_bytes=memory or run.settings.probe_memory_bytes,
+        memory_bytes=run.settings.probe_memory_bytes,
         uid=job.uid,
-        ro_binds=tuple(str(p) for p in (job.code, job.files) if p.exists()),
+        ro_binds=tuple(str(p) for p in (read_only or (job.code, job.files)) if p.exists()),
         hide=run.hide,
         max_processes=run.settings.max_processes,
-        disk_paths=(str(job.root / "out"),),
+        disk_paths=(str(out),),
         max_disk_bytes=run.settings.autograde_disk_bytes,
     )
 
@@ -621,20 +625,24 @@ def _trusted_verdicts(run: _Run, job: _Job, digest: str) -> tuple[dict, ModelRun
 
 def _run_model(run: _Run, job: _Job) -> ModelRun:
     rules = exercise_code_module(run.assignment, "model_rules")
+    out = job.output("model")
     return run_model(
         run.warm,
         rules,
         job.files / MODEL_RELATIVE_PATH,
         run.model_images,
         run.model_image_count,
-        job.output("model"),
-        replace(_probe_sandbox(run, job), ro_binds=(str(job.files), str(run.model_images.parent))),
+        out,
+        replace(
+            _probe_sandbox(run, job, out, job.files, run.model_images.parent),
+            timeout_s=run.settings.model_timeout_s,
+        ),
     )
 
 
 def _probe_and_judge(run: _Run, job: _Job, cell: str, context: trusted.Context) -> tuple[bool, str]:
     out = job.output(cell)
-    sandbox = _probe_sandbox(run, job)
+    sandbox = _probe_sandbox(run, job, out)
     args = trusted.probe_args(job.code, job.files, out, cell, context.seed)
     outcome = run.warm.run(
         "probe", args, sandbox, out, job.root / f"{cell}.log", trusted.probe_env(out)
@@ -643,8 +651,11 @@ def _probe_and_judge(run: _Run, job: _Job, cell: str, context: trusted.Context) 
     if problem:
         return False, problem
     data = trusted.read_probe_data(out)
+    shutil.rmtree(out, ignore_errors=True)
     if data is None:
         return False, f"The check of {cell} got no usable data from your code, so it got no points."
+    if trusted.probe_error(data, cell):
+        return False, trusted.probe_error(data, cell)
     try:
         return run.verdicts.judge(cell, data, context)
     except Exception as error:

@@ -108,20 +108,20 @@ def read_probe_data(folder: Path) -> dict | None:
 
 def probe_problem(outcome, cell: str, sandbox: Sandbox) -> str:
     """One sentence when a probe did not end normally (the student's code is why), else ""."""
-    if outcome.timed_out:
+    if outcome.over_memory:
         return (
-            f"Checking {cell} took longer than {sandbox.timeout_s:g} s, so it got no points; look "
-            "for an endless loop or very slow code in your exercise_code modules."
+            f"Checking {cell} needed more than {sandbox.memory_bytes // 2**20:,} MB of memory, so "
+            "it got no points; look for huge tensors in your exercise_code modules."
         )
     if outcome.over_processes:
         return (
             f"Checking {cell} started more processes or threads than allowed, so it got no "
             "points; do not start processes in a loop in your exercise_code modules."
         )
-    if outcome.over_memory:
+    if outcome.timed_out:
         return (
-            f"Checking {cell} needed more than {sandbox.memory_bytes // 2**20:,} MB of memory, so "
-            "it got no points; look for huge tensors in your exercise_code modules."
+            f"Checking {cell} took longer than {sandbox.timeout_s:g} s, so it got no points; look "
+            "for an endless loop or very slow code in your exercise_code modules."
         )
     if outcome.over_disk_quota:
         return f"Checking {cell} wrote {outcome.over_disk_quota}, so it got no points."
@@ -131,6 +131,17 @@ def probe_problem(outcome, cell: str, sandbox: Sandbox) -> str:
             "so it got no points; do not exit, kill or crash the Python process in your modules."
         )
     return ""
+
+
+def probe_error(data: dict, cell: str) -> str:
+    """One sentence when the student's code raised inside the probe of ``cell``, else ""."""
+    error = data.get("probe_error")
+    if not isinstance(error, str):
+        return ""
+    return (
+        f"Your code raised {error} while {cell} was checked, so it got no points; run the "
+        "notebook's check of that cell to see where."
+    )
 
 
 def probe_args(code: Path, files: Path, out: Path, cell: str, seed: int) -> dict:

@@ -395,9 +395,9 @@ def with_context_code(make: Callable[[dict], str], answer: bytes | None = None):
     return lambda files, context: with_code(make(context), answer)(files, context)
 
 
-def with_files(**extra: bytes) -> Callable[[dict, dict], dict]:
-    """The good submission plus (or with replaced) files, keys with ``__`` for ``/``."""
-    return lambda files, context: {**files, **{k.replace("__", "/"): v for k, v in extra.items()}}
+def with_files(extra: dict[str, bytes]) -> Callable[[dict, dict], dict]:
+    """The good submission plus (or with replaced) files ``{path in the zip: bytes}``."""
+    return lambda files, context: {**files, **extra}
 
 
 def _with_model(name: str) -> Callable[[dict, dict], dict]:
@@ -501,12 +501,16 @@ CHANGES: dict[str, Callable[[dict, dict], dict]] = {
     "swallows_errors": with_code(hostile.SWALLOW_ERRORS, WRONG),
     "rewrites_later_cells": with_code(hostile.REWRITE_CELLS, WRONG),
     "shadows_given_helper": with_files(
-        exercise_code__helpers__init__py=b"def check_answer(value):\n    pass\n",
-        exercise_code__answer_py=WRONG,
+        {
+            "exercise_code/helpers/__init__.py": b"def check_answer(value):\n    pass\n",
+            "exercise_code/answer.py": WRONG,
+        }
     ),
     "shadows_with_sitecustomize": with_files(
-        sitecustomize_py=b"import builtins\nbuiltins.AssertionError = KeyError\n",
-        exercise_code__answer_py=WRONG,
+        {
+            "sitecustomize.py": b"import builtins\nbuiltins.AssertionError = KeyError\n",
+            "exercise_code/answer.py": WRONG,
+        }
     ),
     "cheats_only_under_nbgrader": lambda files, context: {
         **files,

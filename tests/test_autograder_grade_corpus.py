@@ -2,7 +2,7 @@
 deserves, in one batch next to good ones, and the whole machine is as it was afterwards.
 
 All kinds of :mod:`corpus_behaviour` (plus good submissions under student ids that look like the
-grader's own folder and file names) are collected and graded together with ``jobs=2`` and
+grader's own folder and file names) are collected and graded together with ``jobs=3`` and
 short limits. Then, on the whole machine: no process of a sandbox user id or carrying the
 daemons' mark, no new System V IPC object, no file written outside the course (the canary, the
 repository, the data folder, every folder a submission tried), no leftover cgroup; the real
@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import corpus_behaviour as cb
@@ -99,7 +100,7 @@ EXPECTED = {
     "ipc_leftovers": ("graded", "", 100),
     "writes_everywhere": ("graded", "", 100),
     "fills_run_lock": ("graded", "", 100),
-    "plants_symlinks": (None, "", 100),
+    "plants_symlinks": ("error", "could not run your notebook to its end", 100),
     "snoops_proc": ("graded", "", 100),
     "gradebook_manual_score": ("graded", STUBBED, 50),
     "gradebook_trigger": ("graded", STUBBED, 50),
@@ -134,11 +135,42 @@ ID_COLLISIONS = ("data", "x.hidden", "template.db", "job-0", "model-images", "ou
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]")
 
 
+class _Elements(HTMLParser):
+    """What a browser would run or load from a page: scripts with code, frames, handlers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self.in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.in_script = tag == "script"
+        if tag in ("iframe", "frame", "object", "embed"):
+            self.found.append(f"<{tag}>")
+        for name, value in attrs:
+            if name.startswith("on") or "javascript:" in (value or "").replace(" ", "").lower():
+                self.found.append(f"<{tag} {name}={value}>")
+
+    def handle_data(self, data: str) -> None:
+        if self.in_script and "alert(" in data:
+            self.found.append(f"<script>{data[:60]}")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.in_script = False
+
+
+def live_markup(page: str) -> list[str]:
+    """Live markup a student could have planted in a page (nbconvert's own scripts pass)."""
+    parser = _Elements()
+    parser.feed(page)
+    return parser.found
+
+
 def _snapshot(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and not p.is_symlink() and os.access(p, os.R_OK)
+        if p.is_file() and not p.is_symlink() and "__pycache__" not in p.parts
     }
 
 
@@ -230,16 +262,17 @@ def graded_corpus(prepared_data_dir, tmp_path_factory):
         }
         settings = GradeSettings(
             autograde_timeout_s=90,
-            cell_timeout_s=30,
+            cell_timeout_s=20,
             autograde_memory_bytes=1536 * 2**20,
             autograde_disk_bytes=200 * 2**20,
             max_processes=128,
-            probe_timeout_s=20,
+            probe_timeout_s=12,
+            model_timeout_s=120,
             probe_memory_bytes=1024 * 2**20,
             data_dir=prepared_data_dir,
         )
         start = time.monotonic()
-        grade(course_dir, "exercise_08", jobs=2, settings=settings)
+        grade(course_dir, "exercise_08", jobs=3, settings=settings)
         seconds = time.monotonic() - start
         after = {"processes": marked_processes(), "sandbox": sandbox_processes()}
         csv_path = report(course_dir, "exercise_08")
@@ -308,7 +341,8 @@ def test_the_real_gradebook_holds_the_trusted_scores_and_nothing_the_sandbox_wro
         for kind in ("good", "gradebook_manual_score", "gradebook_trigger", "gradebook_rewriter"):
             submission = gb.find_submission("exercise_08", kind)
             assert submission.score == records[kind]["total"], kind
-            assert all(grade.manual_score is None for grade in submission.grades)
+            grades = [grade for notebook in submission.notebooks for grade in notebook.grades]
+            assert grades and all(grade.manual_score is None for grade in grades)
 
 
 @pytest.mark.slow
@@ -321,9 +355,10 @@ def test_feedback_never_shows_hidden_tests_live_markup_or_control_characters(gra
         text = path.read_text()
         assert cb.HIDDEN_TEST_LINE not in text, path
         assert "value + 0 == 42" not in text, path
-        assert not any(sign in text for sign in hostile.MARKUP_SIGNS), path
+    for path in pages:
+        assert live_markup(path.read_text()) == [], path
     markup = course_dir / "feedback" / "markup_in_notebook" / "exercise_08" / "autoencoder.html"
-    assert "&lt;script&gt;" in markup.read_text() or "&amp;lt;script" in markup.read_text()
+    assert "md-script" in markup.read_text(), "the student's markup is shown, as text"
     assert not CONTROL.search(graded_corpus["csv"].read_text())
     summary = course_dir / "feedback" / "control_characters" / "exercise_08" / "summary.html"
     assert not CONTROL.search(summary.read_text())
@@ -346,7 +381,7 @@ def test_hostile_code_reached_nothing_it_looked_for(graded_corpus):
 def test_grading_again_changes_neither_the_records_nor_the_csv(graded_corpus, capsys):
     course_dir = graded_corpus["course"]
     before = graded_corpus["csv"].read_bytes()
-    grade(course_dir, "exercise_08", jobs=2, settings=graded_corpus["settings"])
+    grade(course_dir, "exercise_08", jobs=3, settings=graded_corpus["settings"])
     assert report(course_dir, "exercise_08").read_bytes() == before
     total = len(EXPECTED) + len(ID_COLLISIONS)
     assert f"skipped {total} already graded" in capsys.readouterr().out

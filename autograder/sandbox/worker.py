@@ -93,7 +93,10 @@ def run_probe(args: dict) -> int:
     """Run one check's probe on the student's modules in ``args["code"]``; save its data."""
     sys.path.insert(0, args["code"])
     os.chdir(args["out"])
-    data = MODULES["probes"].run(args["check"], int(args["seed"]), args.get("files"))
+    try:
+        data = MODULES["probes"].run(args["check"], int(args["seed"]), args.get("files"))
+    except Exception as error:  # the student's code raised where the probe did not expect it
+        data = {"probe_error": f"{type(error).__name__}: {error}"[:300]}
     save_data(args["out"], data)
     return 0
 
