@@ -340,9 +340,19 @@ if os.fork() == 0:
 
 SWALLOW_ERRORS = """
 try:
-    get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)
+    shell = get_ipython()
 except NameError:
-    pass
+    shell = None
+if shell is not None:
+    shell.set_custom_exc((BaseException,), lambda *args, **kwargs: None)
+    original = shell.run_cell_async
+
+    async def run_cell_async(*args, **kwargs):
+        result = await original(*args, **kwargs)
+        result.error_in_exec = result.error_before_exec = None
+        return result
+
+    shell.run_cell_async = run_cell_async
 """
 
 REWRITE_CELLS = """

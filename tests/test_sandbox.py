@@ -165,9 +165,13 @@ def test_without_root_a_job_still_gets_namespaces_and_a_read_only_world(open_tmp
     (work / "probe.py").write_text(code)
     spec = {"uid": None, "rw_binds": [str(work)], "cwd": str(work), "limits": {"core": 0}}
     script.write_text(
-        "import json, subprocess, sys\n"
-        f"sys.exit(subprocess.run([sys.executable, '-I', {str(open_tmp / 'isolate.py')!r}, "
-        f"{json.dumps(spec)!r}, '--', sys.executable, 'probe.py']).returncode)\n"
+        "import os, subprocess, sys\n"
+        "reader, writer = os.pipe()\n"
+        f"job = subprocess.Popen([sys.executable, '-I', {str(open_tmp / 'isolate.py')!r}, "
+        "str(reader), '--', sys.executable, 'probe.py'], pass_fds=(reader,))\n"
+        f"os.write(writer, {json.dumps(spec).encode()!r})\n"
+        "os.close(writer)\n"
+        "sys.exit(job.wait())\n"
     )
     if os.geteuid() != 0:
         pytest.skip("the test switches to the user nobody, which needs root")

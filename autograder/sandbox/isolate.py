@@ -2,8 +2,9 @@
 
 Two callers use it, and nothing else isolates anything:
 
-- the launcher, ``python -I isolate.py '<json spec>' -- COMMAND [ARGS...]``, which isolates itself
-  and then ``exec``s the command (``nbgrader autograde`` of one submission);
+- the launcher, ``python -I isolate.py SPEC_FD -- COMMAND [ARGS...]`` (the spec as JSON on an
+  inherited pipe), which isolates itself and then ``exec``s the command (``nbgrader autograde``
+  of one submission);
 - the warm parent (:mod:`autograder.sandbox.zygote`), whose forked children isolate themselves
   and then run a payload of :mod:`autograder.sandbox.worker` (a probe, or a model on images).
 
@@ -358,10 +359,14 @@ def isolate(spec: dict) -> None:
 
 
 def main() -> None:
-    """``python -I isolate.py SPEC -- COMMAND [ARGS...]``: isolate, then exec the command."""
+    """``python -I isolate.py FD -- COMMAND [ARGS...]``: read the spec (JSON) from the inherited
+    file descriptor FD (so that no path of the grader shows in any command line), isolate, then
+    exec the command."""
     if len(sys.argv) < 4 or sys.argv[2] != "--":
-        raise SystemExit("usage: isolate.py SPEC -- COMMAND [ARGS...]")
-    spec, argv = json.loads(sys.argv[1]), sys.argv[3:]
+        raise SystemExit("usage: isolate.py SPEC_FD -- COMMAND [ARGS...]")
+    with os.fdopen(int(sys.argv[1]), "rb") as handle:
+        spec = json.loads(handle.read())
+    argv = sys.argv[3:]
     try:
         isolate(spec)
     except IsolationError as error:

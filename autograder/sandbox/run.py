@@ -117,13 +117,29 @@ def support() -> Support:
     root = running_as_root()
     plan = cgroups.plan() if root else cgroups.CgroupPlan()
     spec = {"cwd": "/", "uid": None, "namespaces": True}
-    tried = subprocess.run(
-        [sys.executable, "-I", str(ISOLATE), json.dumps(spec), "--", "/bin/true"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=60,
-    )
-    return Support(root=root, namespaces=tried.returncode == 0, cgroups=plan)
+    tried = launch(["/bin/true"], spec, cwd="/", env={"PATH": "/usr/bin:/bin"}, output=None)
+    return Support(root=root, namespaces=tried.wait(timeout=60) == 0, cgroups=plan)
+
+
+def launch(argv: list[str], spec: dict, cwd: str, env: dict, output) -> subprocess.Popen:
+    """Start ``argv`` behind the launcher (``isolate.py``), the spec on an inherited pipe."""
+    reader, writer = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-I", str(ISOLATE), str(reader), "--", *argv],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output if output is not None else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if output is not None else subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=(reader,),
+        )
+    finally:
+        os.close(reader)
+    with os.fdopen(writer, "wb") as handle:
+        handle.write(json.dumps(spec).encode())
+    return process
 
 
 def isolation_warning() -> str | None:
@@ -216,21 +232,11 @@ def run_sandboxed(
     dies with its init) before this returns.
     """
     job = start_job(sandbox)
-    command = [sys.executable, "-I", str(ISOLATE)]
-    command += [json.dumps(isolation_spec(sandbox, cwd, job)), "--", *argv]
     start = time.monotonic()
     deadline = start + sandbox.timeout_s
     timed_out, over_quota = False, ""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd="/",
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = launch(argv, isolation_spec(sandbox, cwd, job), "/", env, log)
         try:
             while process.returncode is None:
                 left = deadline - time.monotonic()
