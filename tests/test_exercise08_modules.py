@@ -258,3 +258,38 @@ def test_student_stubs_say_what_to_implement(student_package: Path, call: str) -
     last_line = result.stderr.strip().splitlines()[-1]
     assert result.returncode != 0
     assert last_line == f"NotImplementedError: {STUB_PROBES[call]}"
+
+
+def test_a_plot_that_fails_leaves_no_empty_figure() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from exercise_08.exercise_code import plots
+
+    before = plt.get_fignums()
+    with pytest.raises(KeyError):
+        plots.plot_autoencoder_history({"batch_loss": [0.5], "train_loss": [0.4]})  # no val_loss
+    assert plt.get_fignums() == before
+
+
+def test_the_bar_charts_legend_covers_no_bar() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from exercise_08.exercise_code import plots
+
+    results = {
+        name: {"val": 0.95, "public test": 0.97}
+        for name in ("from scratch", "pretrained, frozen", "pretrained, fine-tuned")
+    }
+    figure = plots.plot_accuracies(results, title="legend test")
+    figure.canvas.draw()
+    (axes,) = figure.axes
+    legend = axes.get_legend().get_window_extent()
+    bars = [patch.get_window_extent() for patch in axes.patches]
+    assert len(bars) == 6 and not any(legend.overlaps(bar) for bar in bars)
+    plt.close(figure)
