@@ -129,6 +129,21 @@ def failures_of(
     return failures
 
 
+def assert_covers(mutations: list[Mutation], checks: Checks, notebook: Path) -> None:
+    """At least 10 mistakes; every graded cell catches one; each has visible and hidden calls."""
+    assert len(mutations) >= 10
+    assert {mutation.check for mutation in mutations} == set(checks)
+    lines = check_lines(notebook)
+    assert all(len(lines[grade_id]) >= 2 for grade_id in checks), "visible and hidden calls"
+
+
+def assert_names_the_cause(mutation: Mutation, message: str) -> None:
+    """The failure is a check's AssertionError whose message holds every fragment."""
+    assert message.startswith("AssertionError: "), message
+    for fragment in mutation.says:
+        assert fragment in message, message
+
+
 def print_table(package: Path, mutations: list[Mutation], checks: Checks, work: Path) -> None:
     """The mutation table (mistake -> failing checks and their messages), for people to read."""
     for number, mutation in enumerate(mutations):

@@ -21,18 +21,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mutants import Mutation, check_lines, failures_of, graded_check_calls, print_table  # noqa: E402
+from mutants import (  # noqa: E402
+    Mutation,
+    assert_covers,
+    assert_names_the_cause,
+    failures_of,
+    graded_check_calls,
+    print_table,
+)
+from test_optional_notebook import LAYER_FUNCTIONS  # noqa: E402
 
 PACKAGE = ROOT / "exercise_08_optional" / "exercise_code"
 NOTEBOOK = ROOT / "exercise_08_optional" / "regularization.ipynb"
-LAYER_FUNCTIONS = (
-    "dropout_forward",
-    "dropout_backward",
-    "batchnorm_forward",
-    "batchnorm_backward",
-    "layernorm_forward",
-    "layernorm_backward",
-)
 CHECKS = graded_check_calls(
     NOTEBOOK,
     [
@@ -245,10 +245,7 @@ def test_the_reference_solution_passes_every_check(tmp_path: Path) -> None:
 
 
 def test_every_graded_check_catches_a_typical_mistake() -> None:
-    assert len(MUTATIONS) >= 10
-    assert {mutation.check for mutation in MUTATIONS} == set(CHECKS)
-    lines = check_lines(NOTEBOOK)
-    assert all(len(lines[grade_id]) >= 2 for grade_id in CHECKS), "visible and hidden calls"
+    assert_covers(MUTATIONS, CHECKS, NOTEBOOK)
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.mistake for m in MUTATIONS])
@@ -257,10 +254,7 @@ def test_a_typical_mistake_fails_its_check_and_names_the_cause(
 ) -> None:
     failures = failures_of(PACKAGE, mutation, CHECKS, tmp_path, f"optional_{id(mutation)}")
 
-    message = failures.pop(mutation.check, "it passed")
-    assert message.startswith("AssertionError: "), message
-    for fragment in mutation.says:
-        assert fragment in message, message
+    assert_names_the_cause(mutation, failures.pop(mutation.check, "it passed"))
     for check, other in failures.items():
         forward_cell, forward = BUILT_ON.get(check, (None, None))
         assert forward_cell == mutation.check, f"{check} failed too: {other}"

@@ -162,12 +162,17 @@ def _batch(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return rng.normal(size=(n, d)) * rng.uniform(0.5, 5, size=d) + rng.uniform(-3, 3, size=d)
 
 
-def _torch_batchnorm(d: int, gamma, beta, momentum: float, eps: float) -> torch.nn.BatchNorm1d:
-    layer = torch.nn.BatchNorm1d(d, eps=eps, momentum=momentum).double()
+def _with_weights(layer: torch.nn.Module, gamma, beta) -> torch.nn.Module:
+    """A torch normalization layer in float64 with our gamma (weight) and beta (bias)."""
+    layer = layer.double()
     with torch.no_grad():
         layer.weight.copy_(_torch(gamma))
         layer.bias.copy_(_torch(beta))
     return layer
+
+
+def _torch_batchnorm(d: int, gamma, beta, momentum: float, eps: float) -> torch.nn.BatchNorm1d:
+    return _with_weights(torch.nn.BatchNorm1d(d, eps=eps, momentum=momentum), gamma, beta)
 
 
 def check_batchnorm_forward(
@@ -444,11 +449,7 @@ def check_batchnorm_backward(
 
 
 def _torch_layernorm(d: int, gamma, beta, eps: float) -> torch.nn.LayerNorm:
-    layer = torch.nn.LayerNorm(d, eps=eps).double()
-    with torch.no_grad():
-        layer.weight.copy_(_torch(gamma))
-        layer.bias.copy_(_torch(beta))
-    return layer
+    return _with_weights(torch.nn.LayerNorm(d, eps=eps), gamma, beta)
 
 
 def check_layernorm_forward(
