@@ -3,16 +3,19 @@
 Run from the repository root::
 
     python -m autograder data
-    python -m autograder release [ASSIGNMENT...]
+    python -m autograder release [ASSIGNMENT...] [--dist-dir DIR]
     python -m autograder collect ASSIGNMENT PATH... [--id-pattern REGEX]
     python -m autograder collect ASSIGNMENT PATH... --from moodle|canvas --roster CSV
     python -m autograder grade ASSIGNMENT [--student ID...] [--jobs N]
-    python -m autograder report ASSIGNMENT
+    python -m autograder report ASSIGNMENT [--lms moodle|canvas --roster CSV [--canvas-column C]]
     python -m autograder demo [--jobs N]
+    python -m autograder gradescope ASSIGNMENT [--out DIR]
+    python -m autograder gradescope-run [--root DIR] [--assignment ASSIGNMENT]
 
 Every command takes ``--course-dir DIR`` (default ``course``; the demo uses its own course in
-``DIR/demo/course``). A problem the person running the
-command can fix ends the command with one sentence on stderr and exit status 1.
+``DIR/demo/course``); with it, ``release`` writes its zips into ``DIR/dist`` unless
+``--dist-dir`` says otherwise, so nothing is written outside DIR. A problem the person running
+the command can fix ends the command with one sentence on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -50,7 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument(
         "assignments", nargs="*", metavar="ASSIGNMENT", help="default: all assignments"
     )
-    release.add_argument("--dist-dir", type=Path, default=Path("dist"), help="default: dist")
+    release.add_argument(
+        "--dist-dir",
+        type=Path,
+        default=None,
+        help="where the student zips go (default: dist, or COURSE_DIR/dist with --course-dir)",
+    )
 
     collect = commands.add_parser("collect", parents=[common], help="import student zips")
     collect.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
@@ -84,11 +92,33 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", parents=[common], help="grade table and feedback")
     report.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
+    report.add_argument(
+        "--lms", choices=("moodle", "canvas"), help="also write this LMS's grade-import files"
+    )
+    report.add_argument("--roster", type=Path, help="CSV of LMS ids and student ids (with --lms)")
+    report.add_argument(
+        "--canvas-column", help="Canvas gradebook column, e.g. 'Exercise 08 (4711)' (with --lms)"
+    )
 
     demo = commands.add_parser(
         "demo", parents=[common], help="the whole pipeline on sample submissions"
     )
     demo.add_argument("--jobs", type=int, default=1, metavar="N", help="grade N at a time")
+
+    gradescope = commands.add_parser(
+        "gradescope", parents=[common], help="build the autograder zip to upload on Gradescope"
+    )
+    gradescope.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
+    gradescope.add_argument("--out", type=Path, default=Path("dist"), help="default: dist")
+    gradescope_run = commands.add_parser(
+        "gradescope-run", help="grade a submission inside Gradescope (what run_autograder calls)"
+    )
+    gradescope_run.add_argument(
+        "--root", type=Path, default=Path("/autograder"), help="default: /autograder"
+    )
+    gradescope_run.add_argument(
+        "--assignment", choices=ASSIGNMENTS, default="exercise_08", help="default: exercise_08"
+    )
     return parser
 
 
@@ -101,7 +131,10 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "release":
         from .release import release
 
-        release(course_dir, args.assignments or list(ASSIGNMENTS), dist_dir=args.dist_dir)
+        dist_dir = args.dist_dir
+        if dist_dir is None:
+            dist_dir = course_dir / "dist" if hasattr(args, "course_dir") else Path("dist")
+        release(course_dir, args.assignments or list(ASSIGNMENTS), dist_dir=dist_dir)
     elif args.command == "collect":
         from .collect import collect
 
@@ -122,11 +155,19 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "report":
         from .report import report
 
-        report(course_dir, args.assignment)
+        report(course_dir, args.assignment, args.lms, args.roster, args.canvas_column)
     elif args.command == "demo":
         from .demo import demo
 
         demo(course_dir, jobs=args.jobs)
+    elif args.command == "gradescope":
+        from .gradescope import build
+
+        build(course_dir, args.assignment, args.out)
+    elif args.command == "gradescope-run":
+        from .gradescope import run
+
+        run(args.root, args.assignment)
 
 
 def main(argv: list[str] | None = None) -> int:

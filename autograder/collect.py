@@ -87,6 +87,7 @@ from .course import (
     source_dir,
     submitted_dir,
 )
+from .files import atomic_write, sha256_of
 from .results import clean_text, delete_result, is_student_id, read_result, write_result
 
 JUNK_DIRS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".git"}
@@ -598,7 +599,7 @@ def _collect_one(
     limits: Limits,
     manifest: dict,
 ) -> Outcome:
-    digest = _sha256(upload.path)
+    digest = sha256_of(upload.path)
     target = submitted_dir(course_dir, assignment, student_id)
     previous = manifest.get(student_id, {})
     if previous.get("sha256") == digest:
@@ -666,14 +667,6 @@ def _write_rejected(course_dir: Path, assignment: str, student_id: str, message:
             ],
         },
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_zip(
@@ -894,8 +887,5 @@ def _load_manifest(course_dir: Path, assignment: str) -> dict:
 
 
 def _save_manifest(course_dir: Path, assignment: str, manifest: dict) -> None:
-    path = _manifest_path(course_dir, assignment)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    atomic_write(_manifest_path(course_dir, assignment), text.encode("utf-8"))

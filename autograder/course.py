@@ -38,6 +38,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .files import atomic_write
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository root (the folder that holds ``exercise_08/`` and ``autograder/``)."""
 
@@ -92,12 +94,17 @@ NBGRADER_IGNORE = [
     ".DS_Store",
 ]
 
-SOLUTION_BEGIN = "### BEGIN " + "SOLUTION"
-SOLUTION_END = "### END " + "SOLUTION"
-HIDDEN_BEGIN = "### BEGIN " + "HIDDEN TESTS"
-HIDDEN_END = "### END " + "HIDDEN TESTS"
-MARKERS = (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END)
-"""nbgrader's markers, built from pieces so that this file does not contain them literally."""
+MARKER_WORDS = (
+    "BEGIN " + "SOLUTION",
+    "END " + "SOLUTION",
+    "BEGIN " + "HIDDEN TESTS",
+    "END " + "HIDDEN TESTS",
+)
+"""What nbgrader matches (as substrings), built from pieces so that this file does not contain
+them literally."""
+MARKERS = tuple(f"### {words}" for words in MARKER_WORDS)
+SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END = MARKERS
+"""nbgrader's markers as the source files write them: the one definition in the package."""
 
 
 def exercise_dir(assignment: str) -> Path:
@@ -233,6 +240,8 @@ def config_text(course_dir: Path) -> str:
         "c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))\n"
         f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
         f"c.CourseDirectory.ignore = {NBGRADER_IGNORE!r}\n"
+        "# The exchange (unused: zips are collected) lives in the course, so formgrader finds it.\n"
+        "c.Exchange.root = os.path.join(c.CourseDirectory.root, 'exchange')\n"
         "# Student modules are graded as submitted; every other file is restored from source.\n"
         f"c.Autograde.exclude_overwriting = {exclude!r}\n"
         f"c.Execute.timeout = {CELL_TIMEOUT_S}\n"
@@ -242,11 +251,7 @@ def config_text(course_dir: Path) -> str:
 def write_config(course_dir: Path) -> Path:
     """Write ``<course_dir>/nbgrader_config.py`` atomically; return its path."""
     path = Path(course_dir) / "nbgrader_config.py"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(config_text(course_dir), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, config_text(course_dir).encode("utf-8"))
 
 
 def setup_course(course_dir: Path, assignments: list[str] | None = None) -> Path:
@@ -261,6 +266,7 @@ def setup_course(course_dir: Path, assignments: list[str] | None = None) -> Path
         assignments = [a for a in ASSIGNMENTS if exercise_dir(a).is_dir()]
     for assignment in assignments:
         sync_source(course_dir, assignment)
+    (course_dir / "exchange").mkdir(exist_ok=True)
     write_config(course_dir)
     return course_dir
 

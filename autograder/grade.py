@@ -54,6 +54,7 @@ from .course import AutograderError
 from .diagnose import autograde_problem, notebook_results
 from .exercise_modules import exercise_code_module
 from .feedback import feedback_notebook
+from .files import sha256_of
 from .gradebook import gradebook_cells, make_template_gradebook, store_scores
 from .hidden_check import MODEL_RELATIVE_PATH, ModelRun, hidden_result, run_model
 from .results import clean_text, is_student_id, read_result, write_result
@@ -386,7 +387,7 @@ def _tree_hash(folder: Path) -> str:
     ]
     for path in sorted(files):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(bytes.fromhex(sha256_of(path)))
     return digest.hexdigest()
 
 

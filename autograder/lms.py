@@ -71,15 +71,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .course import AutograderError, grades_csv, submitted_dir
+from .files import atomic_write
 from .results import clean_text, result_path
 
 PRESETS: dict[str, str] = {"moodle": "Moodle", "canvas": "Canvas"}
@@ -304,13 +303,13 @@ def write_lms_grades(
             row["student_id"]: _submission_time(course_dir, assignment, row) for row, _ in chosen
         }
         path = folder / f"{assignment}-moodle-worksheet.csv"
-        _write_atomic(path, moodle_worksheet(chosen, submitted, times).encode("utf-8-sig"))
+        atomic_write(path, moodle_worksheet(chosen, submitted, times).encode("utf-8-sig"))
         written = [path]
     else:
         path = folder / f"{assignment}-canvas-gradebook.csv"
         comments = folder / f"{assignment}-canvas-comments.json"
-        _write_atomic(path, canvas_gradebook(chosen, canvas_column or assignment).encode("utf-8"))
-        _write_atomic(comments, canvas_comments(chosen).encode("utf-8"))
+        atomic_write(path, canvas_gradebook(chosen, canvas_column or assignment).encode("utf-8"))
+        atomic_write(comments, canvas_comments(chosen).encode("utf-8"))
         written = [path, comments]
     print(
         f"Wrote {' and '.join(map(str, written))} ({len(chosen)} students) for {PRESETS[preset]}."
@@ -430,17 +429,3 @@ def _submission_time(course_dir: Path, assignment: str, row: dict) -> str:
     except (OSError, ValueError, UnicodeDecodeError):
         return "-"
     return _iso(moment.replace(tzinfo=UTC))
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .course import (
+    MARKER_WORDS,
     AutograderError,
     course_lock,
     exercise_dir,
@@ -44,15 +45,19 @@ from .course import (
     source_dir,
 )
 
-SCAN_MARKERS = (
-    "BEGIN " + "SOLUTION",
-    "END " + "SOLUTION",
-    "BEGIN " + "HIDDEN TESTS",
-    "END " + "HIDDEN TESTS",
-)
+SCAN_MARKERS = MARKER_WORDS
 """What nbgrader itself matches (substrings, with or without the leading ``###``)."""
 
-FORBIDDEN_DIRS = {"data", "hidden", "models", "__MACOSX", ".ipynb_checkpoints", "__pycache__"}
+FORBIDDEN_DIRS = {
+    "data",
+    "hidden",
+    "models",
+    "grading",
+    "__MACOSX",
+    ".ipynb_checkpoints",
+    "__pycache__",
+}
+"""Folders never released: data, models, caches, and ``grading/`` (the trusted checks)."""
 FORBIDDEN_FILE = re.compile(r"(-ubyte(\.gz)?|\.pt2?|\.pth|\.zip|\.pkl(\.gz)?|\.npy|\.npz)$")
 MIN_LEAK_CHARS = 8
 """Solution lines shorter than this (``)``, ``x = 1``, ``pass``...) are too common to count."""
@@ -89,7 +94,13 @@ def _release_locked(course_dir: Path, assignments: list[str], dist_dir: Path) ->
         zip_path.unlink(missing_ok=True)
         folder = _generate(course_dir, assignment)
         staged = write_zip(folder, zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp"))
-        leaks = scan_release(source_dir(course_dir, assignment), folder, staged, zip_path.name)
+        leaks = scan_release(
+            source_dir(course_dir, assignment),
+            folder,
+            staged,
+            zip_path.name,
+            trusted_checks=exercise_dir(assignment) / "grading",
+        )
         if leaks:
             staged.unlink()
             shutil.rmtree(folder)
@@ -349,17 +360,37 @@ def _released_text(name: str, data: bytes) -> str:
     return "\n".join(parts)
 
 
+def check_lines(folder: Path, given: set[str]) -> set[str]:
+    """Lines of the trusted checks in ``folder`` that would reveal them in a release: longer than
+    :data:`MAX_GENERIC_CHARS` characters, no comment, and nowhere in the given code's text."""
+    given_text = "\n".join(sorted(given))
+    lines = set()
+    for path in sorted(Path(folder).glob("*.py")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            line = line.strip()
+            if len(line) > MAX_GENERIC_CHARS and not line.startswith("#") and line not in given_text:
+                lines.add(line)
+    return lines
+
+
 def scan_release(
-    source_folder: Path, folder: Path, zip_path: Path, zip_label: str | None = None
+    source_folder: Path,
+    folder: Path,
+    zip_path: Path,
+    zip_label: str | None = None,
+    trusted_checks: Path | None = None,
 ) -> list[str]:
     """Every leak in the released ``folder`` and ``zip_path``, as short descriptions.
 
     Looks for nbgrader's markers (as bytes, in any file), for lines of secret solution code
-    (:func:`solution_lines`) anywhere in the text of any file (for notebooks also in the cell
-    sources and outputs, decoded from JSON), and for files and
-    folders that must never be released (data, hidden test data, models, archives).
+    (:func:`solution_lines`) and, given ``trusted_checks`` (an exercise's ``grading/`` folder),
+    lines of the trusted checks that the given code does not contain, anywhere in the text of
+    any file (for notebooks also in the cell sources and outputs, decoded from JSON), and for
+    files and folders that must never be released (data, hidden test data, models, trusted
+    checks, archives).
     """
-    secret, _ = solution_lines(source_folder)
+    secret, given = solution_lines(source_folder)
+    secret |= check_lines(trusted_checks, given) if trusted_checks else set()
     leaks = []
     for name, inner, data in _released_files(folder, zip_path, zip_label or str(zip_path)):
         parts = inner.parts[1:]

@@ -8,9 +8,13 @@ Feedback, under ``course/feedback/<student>/<assignment>/``:
 
 - ``<notebook>.html``: nbgrader's own ``generate_feedback`` page for each autograded notebook
   (HTML in the student's outputs is sanitized);
-- ``summary.html``: a page built here from trusted data only (the result record, the gradebook and
-  the error names of failed test cells): tests score, hidden accuracy, points, and the reason for
-  every lost point. Everything that came from a student is HTML-escaped.
+- ``summary.html``: a page built here from the result record only (the trusted verdicts): tests
+  score, hidden accuracy, points, and the reason for every lost point, from the Jinja2 template
+  ``autograder/templates/summary.html.j2`` with autoescaping on.
+
+With ``lms`` and ``roster``, the files Moodle's or Canvas's grade import reads are written beside
+the grade table (:func:`autograder.lms.write_lms_grades`). Rows flagged by ``grade`` (notebook
+tests that passed what the trusted checks failed) are listed at the end.
 
 Entry point: :func:`report`.
 """
@@ -18,12 +22,11 @@ Entry point: :func:`report`.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
-import os
-import re
 from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .course import (
     HIDDEN_PASS_ACCURACY,
@@ -37,38 +40,60 @@ from .course import (
     submitted_students,
     write_config,
 )
-from .results import COLUMNS, read_results
+from .files import atomic_write
+from .results import COLUMNS, clean_text, read_results
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-MAX_REASON_CHARS = 300
-NUMERIC = {"tests_score", "tests_max", "hidden_score", "hidden_max", "total", "total_max"}
+CSV_COLUMNS = [*COLUMNS, "flags"]
+"""The grade table: the design's columns, then the grader's flags for a human look."""
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=select_autoescape(["html", "j2"]),
+)
 
 
-def report(course_dir: Path, assignment: str) -> Path:
-    """Write the grade table and the feedback of ``assignment``; print the table; return the CSV."""
+def report(
+    course_dir: Path,
+    assignment: str,
+    lms: str | None = None,
+    roster: Path | None = None,
+    canvas_column: str | None = None,
+) -> Path:
+    """Write the grade table and the feedback of ``assignment``; print the table; return the CSV.
+
+    With ``lms`` (``moodle`` or ``canvas``) and ``roster``, also write that LMS's grade-import
+    files (:func:`autograder.lms.write_lms_grades`).
+    """
     course_dir = Path(course_dir).resolve()
     exercise_dir(assignment)
     if not (course_dir / "nbgrader_config.py").is_file():
         write_config(course_dir)
     rows = grade_rows(course_dir, assignment)
     path = write_csv(course_dir, assignment, rows)
-    grades = _gradebook_grades(course_dir, assignment, [row["student_id"] for row in rows])
+    graded = _has_gradebook_entry(course_dir, assignment, [row["student_id"] for row in rows])
     failures = []
     for row in rows:
         student = row["student_id"]
-        pages = (
-            []
-            if row["status"] == "rejected"
-            else _nbgrader_feedback(course_dir, assignment, student, grades.get(student))
-        )
-        if pages is None:
-            failures.append(student)
-            pages = []
-        _write_summary(course_dir, assignment, row, grades.get(student, []), pages)
+        pages = []
+        if row["status"] != "rejected" and student in graded:
+            pages = _nbgrader_feedback(course_dir, assignment, student)
+            if pages is None:
+                failures.append(student)
+                pages = []
+        _write_summary(course_dir, assignment, row, pages)
     if not rows:
         print(f"No collected submissions of {assignment} yet; run collect, then grade.")
     print(format_table(rows))
     print(f"Wrote {path} ({len(rows)} students) and feedback in {course_dir / 'feedback'}.")
+    if lms:
+        from .lms import write_lms_grades
+
+        if roster is None:
+            raise ValueError(f"--lms {lms} needs --roster CSV, the roster of LMS ids to students.")
+        written = write_lms_grades(course_dir, assignment, rows, Path(roster), lms, canvas_column)
+        print(f"Wrote the {lms} grade import {written}.")
+    flagged = [row for row in rows if row.get("flags")]
+    for row in flagged:
+        print(f"Flagged {row['student_id']}: {clean_text(row['flags'])}.")
     if failures:
         print(
             f"nbgrader could not build the notebook feedback of {', '.join(failures)}; their "
@@ -96,37 +121,37 @@ def grade_rows(course_dir: Path, assignment: str) -> list[dict]:
             }
         elif student not in submitted and record.get("status") != "rejected":
             continue
-        rows.append({**{column: record.get(column) for column in COLUMNS}, **_extras(record)})
+        rows.append(
+            {
+                **{column: record.get(column) for column in COLUMNS},
+                "flags": record.get("flags") or "",
+                "details": record.get("details") or [],
+            }
+        )
     return rows
 
 
-def _extras(record: dict) -> dict:
-    return {"details": record.get("details") or []}
-
-
 def _cell_text(column: str, value: object) -> str:
+    """A value as the grade table shows it: numbers rounded, text on one line without control
+    characters, and no leading character that makes a spreadsheet run it as a formula."""
     if value is None:
         return ""
     if isinstance(value, float | int) and not isinstance(value, bool):
         digits = 4 if column == "hidden_accuracy" else 2
         return f"{round(float(value), digits):g}"
-    text = " ".join(str(value).split())
-    # A spreadsheet would run a cell that starts like a formula.
+    text = clean_text(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def write_csv(course_dir: Path, assignment: str, rows: list[dict]) -> Path:
-    """Write ``rows`` (the :data:`COLUMNS` of each) atomically as the grade table."""
+    """Write ``rows`` (the :data:`CSV_COLUMNS` of each) atomically as the grade table."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([_cell_text(column, row.get(column)) for column in COLUMNS])
+        writer.writerow([_cell_text(column, row.get(column)) for column in CSV_COLUMNS])
     path = grades_csv(course_dir, assignment)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, buffer.getvalue().encode("utf-8"))
     return path
 
 
@@ -157,39 +182,27 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join([render(columns), render(["-" * w for w in widths]), *map(render, lines)])
 
 
-def _gradebook_grades(course_dir: Path, assignment: str, students: list[str]) -> dict:
-    """``{student: [grade dict]}`` of the graded cells in nbgrader's gradebook."""
+def _has_gradebook_entry(course_dir: Path, assignment: str, students: list[str]) -> set[str]:
+    """The students with a submission of ``assignment`` in nbgrader's gradebook."""
     from nbgrader.api import MissingEntry
 
     if not (course_dir / "gradebook.db").exists():
-        return {}
-    found = {}
+        return set()
+    found = set()
     with nbgrader_api(course_dir).gradebook as gradebook:
         for student in students:
             try:
-                submission = gradebook.find_submission(assignment, student)
+                gradebook.find_submission(assignment, student)
             except MissingEntry:
                 continue
-            found[student] = [
-                {
-                    "notebook": notebook.name,
-                    "name": grade.name,
-                    "score": float(grade.score or 0.0),
-                    "max_score": float(grade.max_score),
-                }
-                for notebook in submission.notebooks
-                for grade in notebook.grades
-                if grade.max_score
-            ]
+            found.add(student)
     return found
 
 
-def _nbgrader_feedback(
-    course_dir: Path, assignment: str, student: str, grades: list | None
-) -> list[str] | None:
+def _nbgrader_feedback(course_dir: Path, assignment: str, student: str) -> list[str] | None:
     """Run nbgrader's generate_feedback if there is an autograded notebook; the pages made."""
     notebooks = sorted(autograded_dir(course_dir, assignment, student).glob("*.ipynb"))
-    if not notebooks or grades is None:
+    if not notebooks:
         return []
     api = nbgrader_api(course_dir, **{"HTMLExporter.sanitize_html": True})
     result = api.generate_feedback(assignment, student, force=True)
@@ -199,154 +212,35 @@ def _nbgrader_feedback(
     return sorted(p.name for p in folder.glob("*.html") if p.name != "summary.html")
 
 
-def _failure_reasons(course_dir: Path, assignment: str, student: str) -> dict[tuple, str]:
-    """``{(notebook, grade_id): reason}`` of failed test cells, from the autograded notebooks.
-
-    The reason is the cell's error (``ErrorName: message``) or, as nbgrader also fails a test
-    cell that writes to stderr (a warning, say), the first line it wrote there.
-    """
-    reasons = {}
-    for path in sorted(autograded_dir(course_dir, assignment, student).glob("*.ipynb")):
-        try:
-            cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
-        except (OSError, ValueError):
-            continue
-        for cell in cells:
-            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            outputs = cell.get("outputs", [])
-            errors = [o for o in outputs if o.get("output_type") == "error"]
-            stderr = [
-                o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"
-            ]
-            if not grade_id or not (errors or stderr):
-                continue
-            if errors:
-                error = errors[-1]
-                text = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".rstrip(": ")
-            else:
-                written = "".join(
-                    "".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text"))
-                    for o in stderr
-                )
-                first = next((line for line in written.splitlines() if line.strip()), "")
-                text = f"nbgrader fails a test cell that writes to stderr, and it wrote: {first}"
-            text = " ".join(ANSI.sub("", text).split())
-            reasons[(path.stem, grade_id)] = text[:MAX_REASON_CHARS]
-    return reasons
+def lost_points(row: dict) -> list[dict]:
+    """Every place the student lost points, from the trusted verdicts in the record:
+    ``{"item", "score", "max", "reason"}`` dicts, in the notebook's order."""
+    lost = [d for d in row.get("details") or [] if (d.get("score") or 0) < (d.get("max") or 0)]
+    if not lost and row.get("status") not in ("graded", "not graded") and row.get("message"):
+        lost = [
+            {"item": "grading", "score": 0, "max": row.get("total_max"), "reason": row["message"]}
+        ]
+    return [{**entry, "reason": clean_text(entry.get("reason")) or "-"} for entry in lost]
 
 
-def lost_points(course_dir: Path, assignment: str, row: dict, grades: list[dict]) -> list[dict]:
-    """Every place the student lost points: ``{"item", "score", "max", "reason"}`` dicts."""
-    reasons = _failure_reasons(course_dir, assignment, row["student_id"])
-    lost = []
-    for grade in sorted(grades, key=lambda g: (g["notebook"], g["name"])):
-        score, maximum = grade["score"], grade["max_score"]
-        if score < maximum:
-            reason = reasons.get((grade["notebook"], grade["name"]))
-            if reason is None:
-                reason = "The test did not pass (partial or no credit)."
-            lost.append(
-                {
-                    "item": f"{grade['notebook']}: {grade['name']}",
-                    "score": score,
-                    "max": maximum,
-                    "reason": reason,
-                }
-            )
-    shown = {entry["item"] for entry in lost}
-    for entry in row.get("details") or []:
-        if entry.get("item") not in shown and (entry.get("score") or 0) < (entry.get("max") or 0):
-            lost.append(entry)
-            shown.add(entry.get("item"))
-    hidden_max, hidden_score = row.get("hidden_max") or 0, row.get("hidden_score") or 0
-    if hidden_score < hidden_max and not any("hidden" in str(e.get("item")) for e in lost):
-        accuracy = row.get("hidden_accuracy")
-        reason = (
-            f"The accuracy on the hidden test set, {accuracy:.1%}, is below the pass mark of "
-            f"{HIDDEN_PASS_ACCURACY:.0%}."
-            if accuracy is not None
-            else row.get("message") or "The hidden-accuracy check did not run."
-        )
-        lost.append(
-            {
-                "item": "hidden accuracy check",
-                "score": hidden_score,
-                "max": hidden_max,
-                "reason": reason,
-            }
-        )
-    return lost
-
-
-def _write_summary(
-    course_dir: Path, assignment: str, row: dict, grades: list[dict], pages: list[str]
-) -> Path:
-    folder = feedback_dir(course_dir, assignment, row["student_id"])
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "summary.html"
-    tmp = path.with_name(f".summary.{os.getpid()}.tmp")
-    tmp.write_text(summary_html(course_dir, assignment, row, grades, pages), encoding="utf-8")
-    os.replace(tmp, path)
+def _write_summary(course_dir: Path, assignment: str, row: dict, pages: list[str]) -> Path:
+    path = feedback_dir(course_dir, assignment, row["student_id"]) / "summary.html"
+    atomic_write(path, summary_html(course_dir, assignment, row, pages).encode("utf-8"))
     return path
 
 
-def summary_html(
-    course_dir: Path, assignment: str, row: dict, grades: list[dict], pages: list[str]
-) -> str:
-    """The trusted summary page of one student (every value HTML-escaped)."""
-
-    def e(value: object) -> str:
-        return html.escape(_cell_text("", value) or "-")
-
-    accuracy = row.get("hidden_accuracy")
-    facts = [
-        ("Status", e(row.get("status"))),
-        ("Tests (nbgrader)", f"{e(row.get('tests_score'))} / {e(row.get('tests_max'))} points"),
-        ("Hidden test accuracy", "-" if accuracy is None else f"{accuracy:.2%}"),
-        (
-            "Hidden accuracy points",
-            f"{e(row.get('hidden_score'))} / {e(row.get('hidden_max'))} "
-            f"(all if the accuracy is at least {HIDDEN_PASS_ACCURACY:.0%})",
-        ),
-        ("Total", f"<strong>{e(row.get('total'))} / {e(row.get('total_max'))}</strong>"),
-    ]
-    lost = lost_points(course_dir, assignment, row, grades)
-    lost_rows = "".join(
-        f"<tr><td>{html.escape(str(x.get('item')))}</td><td>{e(x.get('score'))} / "
-        f"{e(x.get('max'))}</td><td>{html.escape(str(x.get('reason')))}</td></tr>"
-        for x in lost
+def summary_html(course_dir: Path, assignment: str, row: dict, pages: list[str]) -> str:
+    """The trusted summary page of one student (rendered with autoescaping)."""
+    cleaned = {k: clean_text(v) if isinstance(v, str) else v for k, v in row.items()}
+    return TEMPLATES.get_template("summary.html.j2").render(
+        assignment=assignment,
+        row=cleaned,
+        lost=lost_points(row),
+        notes=_collect_notes(course_dir, assignment, row["student_id"]),
+        pages=pages,
+        pass_accuracy=HIDDEN_PASS_ACCURACY,
+        number=lambda value: _cell_text("", value) or "-",
     )
-    links = "".join(
-        f'<li><a href="{html.escape(page, quote=True)}">{html.escape(page)}</a></li>'
-        for page in pages
-    )
-    notes = _collect_notes(course_dir, assignment, row["student_id"])
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(assignment)}: feedback for {html.escape(row['student_id'])}</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;"
-        "text-align:left;vertical-align:top}.message{background:#f4f4f4;padding:.6em}</style>",
-        "</head><body>",
-        f"<h1>{html.escape(assignment)}: {html.escape(row['student_id'])}</h1>",
-        "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts) + "</table>",
-    ]
-    if row.get("message"):
-        parts.append(f'<p class="message">{html.escape(str(row["message"]))}</p>')
-    if lost:
-        parts += [
-            "<h2>Where points were lost</h2>",
-            "<table><tr><th>What</th><th>Points</th><th>Why</th></tr>" + lost_rows + "</table>",
-        ]
-    elif row.get("status") == "graded":
-        parts.append("<p>Full marks: no points were lost.</p>")
-    if notes:
-        parts.append(f"<p>{html.escape(notes)}</p>")
-    if links:
-        parts += ["<h2>Your notebook, as graded</h2>", f"<ul>{links}</ul>"]
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
 
 
 def _collect_notes(course_dir: Path, assignment: str, student: str) -> str:

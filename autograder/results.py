@@ -27,11 +27,11 @@ interrupted run leaves either the old record or the new one, never half of one.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .files import atomic_write
 
 COLUMNS = [
     "student_id",
@@ -103,18 +103,7 @@ def write_result(course_dir: Path, assignment: str, student_id: str, record: dic
     full.update({k: v for k, v in record.items() if k not in full})
     full["student_id"] = student_id
     text = json.dumps(full, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{student_id}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, text.encode("utf-8"))
 
 
 def read_result(course_dir: Path, assignment: str, student_id: str) -> dict | None:

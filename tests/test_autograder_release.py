@@ -105,14 +105,58 @@ def test_the_scan_flags_data_models_and_hidden_files_planted_in_a_release(standi
     source = tmp_path / "course" / "source" / "exercise_08"
     folder = tmp_path / "course" / "release" / "exercise_08"
     assert scan_release(source, folder, zip_path) == []
-    for planted in ("data/hidden/hidden_test.json", "models/classifier.pt2", "weights.pth"):
+    planted_files = ("data/hidden/course_key", "models/classifier.pt2", "weights.pth")
+    for planted in (*planted_files, "grading/verdicts.py"):
         (folder / planted).parent.mkdir(parents=True, exist_ok=True)
         (folder / planted).write_text("x")
 
     leaks = scan_release(source, folder, zip_path)
 
-    for planted in ("hidden_test.json", "classifier.pt2", "weights.pth"):
+    for planted in ("course_key", "classifier.pt2", "weights.pth", "verdicts.py"):
         assert any(planted in leak and "must not be released" in leak for leak in leaks), leaks
+
+
+TRUSTED_CHECK_LINE = "return {'answer': answer(), 'secret probe of the trusted check': 42}"
+
+
+@pytest.mark.slow
+def test_trusted_checks_are_never_released_and_a_copy_of_one_is_a_leak(standin_repo, tmp_path):
+    grading = standin_repo / "exercise_08" / "grading"
+    grading.mkdir()
+    (grading / "probes.py").write_text(f"def run(check, seed, files):\n    {TRUSTED_CHECK_LINE}\n")
+    (zip_path,) = release(tmp_path / "course", ["exercise_08"], dist_dir=tmp_path / "dist")
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert not any("grading" in name for name in names)
+    assert not (tmp_path / "course" / "source" / "exercise_08" / "grading").exists()
+
+    notes = standin_repo / "exercise_08" / "exercise_code" / "notes.md"
+    notes.write_text(f"How the grader checks it: `{TRUSTED_CHECK_LINE}`\n")
+    with pytest.raises(AutograderError, match="leaks"):
+        release(tmp_path / "course", ["exercise_08"], dist_dir=tmp_path / "dist")
+
+
+@pytest.mark.slow
+def test_release_with_a_course_dir_writes_nothing_outside_it(standin_repo, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    work = tmp_path / "cwd"
+    work.mkdir()
+    script = (
+        "import sys; from pathlib import Path; from autograder import course, cli\n"
+        f"course.REPO_ROOT = Path({str(standin_repo)!r})\n"
+        "sys.exit(cli.main(['release', 'exercise_08', '--course-dir', 'mine']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["mine"]
+    assert (work / "mine" / "dist" / "exercise_08.zip").is_file()
+    assert (work / "mine" / "exchange").is_dir()
 
 
 def test_strip_solutions_rejects_unpaired_markers_and_stubs_module_level_regions():
@@ -135,11 +179,7 @@ def test_strip_solutions_rejects_unpaired_markers_and_stubs_module_level_regions
     assert len("pass") < MIN_LEAK_CHARS
 
 
-REAL_NOTEBOOK = course.REPO_ROOT / "exercise_08" / "autoencoder.ipynb"
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not REAL_NOTEBOOK.exists(), reason="the real exercise_08 notebook is not there")
 def test_real_release_is_clean_and_unpacks_next_to_a_data_folder(tmp_path):
     course_dir, dist = tmp_path / "course", tmp_path / "dist"
     assignments = [a for a in course.ASSIGNMENTS if list(course.exercise_dir(a).glob("*.ipynb"))]
