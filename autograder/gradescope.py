@@ -34,9 +34,11 @@ score 0 and one sentence.
 
 On Gradescope ``run_autograder`` runs as root, so student code runs under its own user id;
 Docker there may refuse namespaces, in which case ``grade`` prints its isolation warning (to
-stdout) and :func:`run` makes the exercise folders and ``data/hidden`` owner-only first. Raise
-Gradescope's defaults (768 MB memory, 10 minutes, half a CPU) in the assignment's Autograder
-Settings: exercise_08 needs about 6 GB, 2 CPUs and 20 minutes.
+stdout) and :func:`run` makes the exercise folders owner-only first. Raise Gradescope's
+defaults (768 MB memory, half a CPU) in the assignment's Autograder Settings: the grader's own
+limits allow 4 GB for the notebook's autograde plus 2 GB for a trusted check at the same time,
+so give it about 6 GB and 2 CPUs. (The reference exercise_08 submission grades in about 25 s on
+2 cores, bench/RESULTS.md, so the default 10 minutes leave room.)
 
 Gradescope's documentation used (its source is github.com/gradescope/autograder_samples, docs/):
 
