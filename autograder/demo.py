@@ -100,9 +100,9 @@ def check_outcome(rows: list[dict]) -> list[str]:
     ref, untouched, broken = by_id["reference"], by_id["untouched"], by_id["broken"]
     if ref["status"] != "graded" or ref["total"] != ref["total_max"]:
         problems.append(f"reference got {ref['total']}/{ref['total_max']} ({ref['message']})")
-    if untouched["tests_score"] != 0:
-        problems.append(f"the untouched version got {untouched['tests_score']} test points")
-    if "classifier.pt2" not in (untouched["message"] or ""):
+    if untouched["tests_score"] != 0 or untouched["hidden_score"] != 0:
+        problems.append(f"the untouched version got {untouched['total']} points")
+    if "NotImplementedError" not in (untouched["message"] or ""):
         problems.append(f"the untouched version's message is {untouched['message']!r}")
     if broken["status"] != "rejected":
         problems.append(f"the broken zip has status {broken['status']}")

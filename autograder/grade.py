@@ -61,6 +61,7 @@ from .results import clean_text, is_student_id, read_result, write_result
 from .sandbox import (
     MAX_SLOTS,
     Sandbox,
+    SandboxError,
     WarmParent,
     clear_user,
     isolation_warning,
@@ -503,6 +504,8 @@ def _grade_one(run: _Run, student: str, uid: int | None, digest: str) -> dict:
             verdicts, model = _trusted_verdicts(run, job, digest)
         finally:
             notebook_thread.join()
+        if isinstance(autograde.get("error"), SandboxError):
+            raise autograde["error"]
         outcome = autograde.get("outcome")
         autograded = job.autograde / "course" / "autograded" / THROWAWAY_STUDENT / run.assignment
         passed_in_notebook = notebook_results(autograded, run.notebooks, set(verdicts))

@@ -1,49 +1,36 @@
-"""The demo end to end: release, reference/untouched/broken samples, collect, grade, report.
+"""The demo end to end on the real exercise_08: release, the reference/untouched/broken samples,
+collect, grade, report; then what nbgrader's own tools see of the grades.
 
-Runs twice: on a demo-sized stand-in exercise (real given files, a notebook that 'trains' in a
-second) and on the real exercise_08. The real run executes the reference notebook (about a
-minute of training) unless ``make demo`` already cached its zip for the current source (in
-``course/demo/cache``, shared with these tests). Every submission is autograded by real nbgrader.
+The run executes the reference notebook (about a minute of training) unless ``make demo`` already
+cached its zip for the current source (in ``course/demo/cache``, shared with these tests).
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
-import autograder_standin as standin
 import pytest
 
 from autograder import course
-from autograder.demo import ASSIGNMENT, NOTEBOOK, demo
-from autograder.release import scan_release, solution_lines
+from autograder.demo import ASSIGNMENT, demo
+from autograder.release import scan_release
 
 REAL_ROOT = Path(__file__).resolve().parents[1]
-REAL_NOTEBOOK = REAL_ROOT / ASSIGNMENT / NOTEBOOK
 SHARED_CACHE = REAL_ROOT / "course" / "demo" / "cache"
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", params=["demo-sized stand-in", "real exercise_08"])
-def demo_run(request, tmp_path_factory, prepared_data_dir) -> tuple[Path, dict]:
-    """The demo's course and rows, on a one-second stand-in exercise and on the real one."""
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, prepared_data_dir) -> tuple[Path, dict]:
+    """The demo's course and rows."""
     root = tmp_path_factory.mktemp("demo")
-    if request.param == "real exercise_08":
-        assert REAL_NOTEBOOK.exists()
-        rows = demo(root, cache_dir=SHARED_CACHE)
-        yield root / "demo" / "course", {row["student_id"]: row for row in rows}
-        return
-    with pytest.MonkeyPatch.context() as patch:
-        repo = root / "repo"
-        standin.make_demo_exercise(repo, REAL_ROOT / ASSIGNMENT)
-        (repo / "data").symlink_to(prepared_data_dir)
-        patch.setattr(course, "REPO_ROOT", repo)
-        patch.setenv("AUTOGRADER_DATA_DIR", str(prepared_data_dir))
-        rows = demo(root)
-        yield root / "demo" / "course", {row["student_id"]: row for row in rows}
+    rows = demo(root, cache_dir=SHARED_CACHE)
+    return root / "demo" / "course", {row["student_id"]: row for row in rows}
 
 
 def _csv(course_dir: Path) -> dict[str, dict]:
@@ -61,11 +48,13 @@ def test_reference_solution_gets_full_marks(demo_run):
     assert _csv(course_dir)["reference"]["total"] == "100"
 
 
-def test_untouched_student_version_gets_no_test_points_and_is_told_the_model_is_missing(demo_run):
+def test_untouched_student_version_gets_nothing_and_is_told_what_to_implement_first(demo_run):
     _, rows = demo_run
     untouched = rows["untouched"]
     assert untouched["tests_score"] == 0 and untouched["hidden_score"] == 0
-    assert "classifier.pt2" in untouched["message"]
+    assert untouched["message"].startswith("Encoder(8, (64, 32)) raised NotImplementedError")
+    hidden = [d for d in untouched["details"] if d["item"].endswith("hidden_accuracy")]
+    assert "No models/classifier.pt2" in hidden[0]["reason"]
 
 
 def test_broken_zip_gets_a_row_with_a_clear_message(demo_run):
@@ -86,16 +75,38 @@ def test_feedback_explains_the_untouched_version_lost_points(demo_run):
     assert (folder / "autoencoder.html").is_file()
 
 
-def test_release_contains_no_solution(demo_run):
+def test_release_contains_no_solution_and_no_trusted_check(demo_run):
     course_dir, _ = demo_run
     source = course.source_dir(course_dir, ASSIGNMENT)
     folder = course.release_dir(course_dir, ASSIGNMENT)
     zip_path = course_dir.parent / "dist" / f"{ASSIGNMENT}.zip"
-    assert scan_release(source, folder, zip_path) == []
-    secret, _ = solution_lines(source)
-    assert secret, "the source must have solution code for this check to mean anything"
-    released = "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
-    assert not [line for line in secret if line in released]
+    checks = course.exercise_dir(ASSIGNMENT) / "grading"
+    assert scan_release(source, folder, zip_path, trusted_checks=checks) == []
+    assert not (folder / "grading").exists()
+
+
+def test_nbgrader_export_and_formgrader_see_the_whole_grade(demo_run, caplog):
+    course_dir, rows = demo_run
+    export = course_dir.parent / "export.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "export", "--to", str(export)],
+        cwd=course_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "exchange" not in done.stderr.lower()
+    with open(export, newline="") as handle:
+        exported = {r["student_id"]: float(r["score"]) for r in csv.DictReader(handle)}
+    graded = {s: r["total"] for s, r in rows.items() if r["status"] != "rejected"}
+    assert exported == graded
+    with caplog.at_level(logging.WARNING):
+        api = course.nbgrader_api(course_dir)
+        submissions = {s["student"]: s for s in api.get_submissions(ASSIGNMENT)}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert {s: submissions[s]["score"] for s in graded} == graded
+    assert submissions["reference"]["max_score"] == 100
 
 
 def test_grading_again_changes_nothing(demo_run):

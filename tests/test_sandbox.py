@@ -23,6 +23,7 @@ import pytest
 
 from autograder.sandbox import (
     Sandbox,
+    SandboxError,
     WarmParent,
     cgroups,
     clear_user,
@@ -281,6 +282,20 @@ def test_a_cgroup_kill_reaches_processes_that_left_the_process_group(open_tmp):
         assert _marked() == [] and job.processes() == set()
     finally:
         job.remove()
+
+
+def test_a_job_that_cannot_be_isolated_is_the_graders_error_and_no_exit_code_can_fake_it(tmp_path):
+    missing = tmp_path / "not-there"
+    with pytest.raises(SandboxError, match="could not start"):
+        run_sandboxed(
+            [sys.executable, "-c", "print('never runs')"],
+            Sandbox(60, 2**31, rw_binds=(str(missing),)),
+            tmp_path,
+            scrubbed_env(tmp_path),
+            tmp_path / "log",
+        )
+    outcome = _run("import sys; sys.exit(125)", _work(tmp_path, None), None)
+    assert outcome.returncode == 1
 
 
 # ----------------------------------------------------------------------------- limits

@@ -14,6 +14,7 @@
 from .run import (
     Outcome,
     Sandbox,
+    SandboxError,
     isolation_warning,
     over_disk_quota,
     run_sandboxed,
@@ -28,6 +29,7 @@ __all__ = [
     "SANDBOX_UID_BASE",
     "Outcome",
     "Sandbox",
+    "SandboxError",
     "WarmParent",
     "WarmParentError",
     "clear_user",

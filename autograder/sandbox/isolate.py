@@ -67,6 +67,9 @@ SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run")
 """World-writable places on a Linux system; each becomes a private, size-limited tmpfs."""
 
 HOSTNAME = b"sandbox"
+ISOLATION_FAILED = 125
+"""Exit status of a launcher or warm-parent child whose isolation failed (nothing untrusted ran);
+no payload can end with it (see :func:`_exit_like`)."""
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -203,26 +206,35 @@ def _make_dirs(path: str) -> None:
         os.chmod(path, 0o711)
 
 
-def reveal(paths: list[str]) -> None:
-    """Make each folder reachable for the sandbox user although an ancestor is private.
+def reveal_plan(paths: list[str], other_user: bool) -> tuple[list[str], dict[str, int]]:
+    """What :func:`reveal` needs, taken before any mount changes the view: the private
+    ancestors to cover (each once) and an open handle of every folder to reveal.
 
-    The highest ancestor that others cannot enter (e.g. ``/root`` holding pyenv's Python) is
-    covered by an empty tmpfs, and the folder alone is bound back at its place inside it.
+    A folder needs revealing when it lies under a scratch folder (which becomes an empty tmpfs),
+    or, for a job that runs as ``other_user``, when an ancestor is not enterable by others
+    (e.g. ``/root``, which holds pyenv's Python): it is then bound back into an empty tmpfs that
+    covers that ancestor.
     """
-    for path in paths:
-        parts = os.path.abspath(path).split(os.sep)[1:]
+    covers: list[str] = []
+    handles: dict[str, int] = {}
+    for path in map(os.path.abspath, paths):
+        parts = path.split(os.sep)[1:]
         ancestors = ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
-        blocked = [a for a in ancestors if not os.stat(a).st_mode & 0o001]
-        if not blocked:
-            continue
-        handle = os.open(path, os.O_PATH)
-        try:
-            mount("tmpfs", blocked[0], "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-            _make_dirs(path)
-            mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC, None)
-            mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
-        finally:
-            os.close(handle)
+        blocked = [a for a in ancestors if other_user and not os.stat(a).st_mode & 0o001]
+        scratch = any(path.startswith(folder + "/") for folder in SCRATCH_DIRS)
+        if blocked or scratch:
+            handles[path] = os.open(path, os.O_PATH | os.O_DIRECTORY)
+        if blocked and not any(blocked[0] == c or blocked[0].startswith(c + "/") for c in covers):
+            covers.append(blocked[0])
+    return covers, handles
+
+
+def reveal(covers: list[str], handles: dict[str, int]) -> None:
+    """Cover each private ancestor with an empty tmpfs, then bind each folder back read-only."""
+    for folder in covers:
+        _make_dirs(folder)
+        mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+    bind(handles, writable=False)
 
 
 def bind(handles: dict[str, int], writable: bool) -> None:
@@ -251,17 +263,17 @@ def build_world(spec: dict) -> None:
     mount(None, "/", None, MS_REC | MS_PRIVATE, None)
     writable = _open_folders(spec.get("rw_binds", []))
     readable = _open_folders(spec.get("ro_binds", []))
+    covers, revealed = reveal_plan(spec.get("reveal", []), spec.get("uid") is not None)
     try:
         make_everything_read_only()
         private_scratch(int(spec.get("scratch_mb", 256)))
         own_proc()
         hide(spec.get("hide", []))
-        if spec.get("uid") is not None:
-            reveal(spec.get("reveal", []))
+        reveal(covers, revealed)
         bind(readable, writable=False)
         bind(writable, writable=True)
     finally:
-        for handle in [*writable.values(), *readable.values()]:
+        for handle in [*writable.values(), *readable.values(), *revealed.values()]:
             os.close(handle)
     _check(libc.sethostname(HOSTNAME, len(HOSTNAME)), "sethostname")
     loopback_up()
@@ -297,10 +309,12 @@ def become_payload(spec: dict) -> None:
 
 
 def _exit_like(status: int) -> None:
-    """Exit with the wait status of a child: its exit code, or 128 + its signal."""
+    """Exit with the wait status of a child: its exit code, or 128 + its signal; a payload's
+    own exit code :data:`ISOLATION_FAILED` becomes 1, so that code means only "not isolated"."""
     if os.WIFSIGNALED(status):
         os._exit(128 + os.WTERMSIG(status))
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    code = os.waitstatus_to_exitcode(status) & 0xFF
+    os._exit(1 if code == ISOLATION_FAILED else code)
 
 
 def _run_init(payload_pid: int) -> None:
@@ -371,7 +385,7 @@ def main() -> None:
         isolate(spec)
     except IsolationError as error:
         print(f"sandbox: could not isolate the job ({error})", file=sys.stderr, flush=True)
-        os._exit(125)
+        os._exit(ISOLATION_FAILED)
     os.execvpe(argv[0], argv, os.environ)
 
 

@@ -24,6 +24,15 @@ from . import cgroups
 from .slots import running_as_root
 
 ISOLATE = Path(__file__).with_name("isolate.py")
+ISOLATION_FAILED = 125
+"""The exit status of a job whose isolation failed (``isolate.ISOLATION_FAILED``)."""
+
+
+class SandboxError(RuntimeError):
+    """A job could not be isolated: the grader's problem (nothing untrusted ran), never the
+    student's; the submission is graded again on the next run."""
+
+
 DISK_POLL_S = 0.5
 
 
@@ -251,6 +260,8 @@ def run_sandboxed(
             over_memory, over_processes = end_job(job, lambda: _kill_group(process.pid))
             _kill_group(process.pid)
             process.wait()
+    if process.returncode == ISOLATION_FAILED:
+        raise SandboxError(f"The sandbox could not start: {_tail(log_path, 500).strip()}")
     return Outcome(
         returncode=process.returncode,
         timed_out=timed_out,

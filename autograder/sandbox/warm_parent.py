@@ -19,7 +19,17 @@ import threading
 import time
 from pathlib import Path
 
-from .run import Outcome, Sandbox, end_job, isolation_spec, over_disk_quota, scrubbed_env, start_job
+from .run import (
+    ISOLATION_FAILED,
+    Outcome,
+    Sandbox,
+    SandboxError,
+    end_job,
+    isolation_spec,
+    over_disk_quota,
+    scrubbed_env,
+    start_job,
+)
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
 START_TIMEOUT_S = 120
@@ -134,6 +144,8 @@ class WarmParent:
             self.answers.pop(number, None)
         if code is None:
             raise WarmParentError(f"The warm parent stopped while it ran a {payload}.")
+        if code == ISOLATION_FAILED:
+            raise SandboxError(f"The sandbox of a {payload} could not start (see {log}).")
         return Outcome(
             code, timed_out, time.monotonic() - start, "", over_quota, over_memory, over_processes
         )

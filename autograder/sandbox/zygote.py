@@ -52,7 +52,11 @@ def _child(request: dict) -> None:
         os.dup2(log, 2)
         os.closerange(3, MAX_FD)
         os.environ.update(request.get("env", {}))
-        isolate.isolate(request["spec"])
+        try:
+            isolate.isolate(request["spec"])
+        except BaseException:
+            code = isolate.ISOLATION_FAILED
+            raise
         code = worker.PAYLOADS[request["payload"]](request["args"])
     except BaseException as error:
         try:
