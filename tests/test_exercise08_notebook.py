@@ -86,6 +86,22 @@ def graded_cells_writing_to_stderr(notebook: nbformat.NotebookNode) -> list[str]
     ]
 
 
+def save_and_hand_in(notebook: nbformat.NotebookNode, path: Path, env: dict[str, str]) -> str:
+    """Write the executed notebook (File > Save), then run create_submission() in its folder as
+    the hand-in cell would; returns what it printed."""
+    nbformat.write(notebook, path)
+    code = "from exercise_code.submission import create_submission\ncreate_submission()"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
+    return done.stdout
+
+
 def hidden_part(source: str) -> str:
     return source.split(HIDDEN[0], 1)[1].split(HIDDEN[1], 1)[0]
 
@@ -192,20 +208,7 @@ def test_source_notebook_trains_saves_and_then_grades_from_the_saved_models(
     assert not (folder / "exercise_08.zip").exists()
 
     # The student saves (File > Save) and runs the hand-in cell again.
-    nbformat.write(trained, folder / NOTEBOOK)
-    hand_in = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from exercise_code.submission import create_submission\ncreate_submission()",
-        ],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **env},
-    )
-    assert "hand in this zip" in hand_in.stdout
+    assert "hand in this zip" in save_and_hand_in(trained, folder / NOTEBOOK, env)
     names = set(zipfile.ZipFile(folder / "exercise_08.zip").namelist())
     assert {NOTEBOOK, "models/classifier.pt2", "models/autoencoder.pt"} <= names
     assert "exercise_code/networks.py" in names

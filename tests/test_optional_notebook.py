@@ -8,7 +8,6 @@ import importlib.util
 import json
 import re
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -21,6 +20,8 @@ from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from test_exercise08_notebook import save_and_hand_in  # noqa: E402
 
 from autograder.release import strip_solutions  # noqa: E402
 
@@ -170,19 +171,7 @@ def test_source_notebook_runs_top_to_bottom_and_passes_its_graded_cells(
     # nbclient does not save the notebook: the hand-in cell refuses the unexecuted file on disk.
     assert "exercise_08_optional.zip NOT written" in _text(notebook.cells[-1])
     assert not (folder / "exercise_08_optional.zip").exists()
-    nbformat.write(notebook, folder / NOTEBOOK)  # File > Save
-    hand_in = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from exercise_code.submission import create_submission\ncreate_submission()",
-        ],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "hand in this file" in hand_in.stdout
+    assert "hand in this file" in save_and_hand_in(notebook, folder / NOTEBOOK, {})
     with zipfile.ZipFile(folder / "exercise_08_optional.zip") as archive:
         assert NOTEBOOK in archive.namelist()
 
