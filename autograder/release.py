@@ -368,7 +368,8 @@ def check_lines(folder: Path, given: set[str]) -> set[str]:
     for path in sorted(Path(folder).glob("*.py")):
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             line = line.strip()
-            if len(line) > MAX_GENERIC_CHARS and not line.startswith("#") and line not in given_text:
+            revealing = len(line) > MAX_GENERIC_CHARS and not line.startswith("#")
+            if revealing and line not in given_text:
                 lines.add(line)
     return lines
 
