@@ -33,8 +33,10 @@ format: setup
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# Three test files at a time (pytest-xdist; each file stays on one worker, so a file's shared
+# fixtures run once): most tests wait on subprocesses, sandboxes and time limits.
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 3 --dist loadfile --durations=25
 
 # Benchmarks print their figures (they are not timed tests); copy the tables into bench/RESULTS.md.
 bench: data

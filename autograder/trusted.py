@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib.util
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -78,10 +77,10 @@ def probes_path(assignment: str) -> Path:
 
 
 def verdicts(assignment: str) -> ModuleType:
-    """``<exercise>/grading/verdicts.py``, imported once as part of its package."""
-    name = f"_grading_{assignment}"
+    """``<exercise>/grading/verdicts.py``, imported once per folder as part of its package."""
+    folder = grading_dir(assignment)
+    name = f"_grading_{assignment}_{hashlib.sha256(str(folder).encode()).hexdigest()[:12]}"
     if name not in sys.modules:
-        folder = grading_dir(assignment)
         spec = importlib.util.spec_from_file_location(
             name, folder / "__init__.py", submodule_search_locations=[str(folder)]
         )
@@ -152,13 +151,6 @@ def probe_args(code: Path, files: Path, out: Path, cell: str, seed: int) -> dict
 def probe_env(out: Path) -> dict[str, str]:
     """Environment changes for a probe: its own folder as home."""
     return {"HOME": str(out), "TMPDIR": "/tmp", "MPLBACKEND": "Agg"}
-
-
-def dump(data: dict) -> str:
-    """Probe data as short text (for logs and tests)."""
-    return json.dumps(
-        {k: (v if not hasattr(v, "shape") else f"array{v.shape}") for k, v in data.items()}
-    )
 
 
 def make_probe_folder(root: Path, name: str, uid: int | None) -> Path:

@@ -1,23 +1,25 @@
-"""Benchmark of the grading engine on the stand-in exercise of ``tests/corpus_behaviour.py``.
+"""Benchmark of grading, before and after the trusted grader, in one run. Prints its figures.
 
-Prints (it is not a test): grading one submission (sandboxed nbgrader autograde + hidden
-check), the hidden check alone (cold: the warm parent starts and imports torch; warm: one
-forked worker; and the fallback of a fresh sandboxed process), ``--jobs 1`` vs ``--jobs 2`` on
-a few good submissions, and the whole hardening corpus graded with ``--jobs 2``.
+1. One real exercise_08 submission (the reference, made as the demo makes it): plain
+   ``nbgrader autograde`` of it (no sandbox, no checks), ``grade`` as it is now (sandboxed
+   autograde, trusted checks and the model check in parallel), with the trusted checks' own time,
+   and ``grade`` of the grader BEFORE (``--before``, default f3a5a59, run from a git worktree with
+   its own data folder) on its own reference submission.
+2. The stand-in corpus (``tests/corpus_behaviour.py``): the kinds both graders handle, graded
+   with ``--jobs 2`` by the grader now and the grader before.
 
-Usage (from the repository root, after ``python -m autograder data``)::
+Usage (from the repository root, as root, after ``python -m autograder data``)::
 
-    python bench/bench_grading.py [--submissions 4] [--no-corpus]
-
-The stand-in's notebook runs in a second, so these figures are the grader's own overhead; the
-real exercise adds its notebook's run time under autograding (``bench_autograder.py``).
+    python bench/bench_grading.py [--before COMMIT] [--repeats 2] [--skip-before]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,13 +31,49 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import corpus_behaviour as cb  # noqa: E402
 
-from autograder import course, hidden_check, results  # noqa: E402
+from autograder import course, results  # noqa: E402
+from autograder import grade as grade_module  # noqa: E402
 from autograder.collect import collect  # noqa: E402
+from autograder.demo import reference_zip  # noqa: E402
 from autograder.grade import GradeSettings, grade  # noqa: E402
 from autograder.release import release  # noqa: E402
-from autograder.sandbox import Sandbox, reserved_uids  # noqa: E402
 
 ASSIGNMENT = "exercise_08"
+CORPUS_KINDS = [
+    "good",
+    "untouched",
+    "stderr_in_test",
+    "notebook_missing",
+    "exercise_code_raises",
+    "model_missing",
+    "model_untrained",
+    "model_conv",
+    "model_wrong_shape",
+    "infinite_loop",
+    "memory_blowup",
+    "megabytes_of_printing",
+    "writes_gradebook_and_others",
+    "tries_network",
+]
+"""Kinds of the corpus that both graders know how to handle (the rest are new attacks)."""
+
+BEFORE_SCRIPT = """
+import sys, time
+from pathlib import Path
+from autograder import collect, course, demo, grade, release
+root, zip_or_corpus, data = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+if len(sys.argv) > 4:
+    course.REPO_ROOT = Path(sys.argv[4])
+course_dir = root / "course"
+release.release(course_dir, ["exercise_08"], dist_dir=root / "dist")
+collect.collect(course_dir, "exercise_08", [zip_or_corpus], id_pattern=r"^(?P<id>.+)\\.zip$")
+settings = grade.GradeSettings(data_dir=data, autograde_timeout_s=120, cell_timeout_s=30,
+                               autograde_memory_bytes=3 * 2**30)
+start = time.perf_counter()
+grade.grade(course_dir, "exercise_08", jobs=int(sys.argv[5]) if len(sys.argv) > 5 else 1,
+            settings=settings)
+print(f"SECONDS {time.perf_counter() - start:.2f}")
+"""
 
 
 def _timed(function, *args, **kwargs) -> float:
@@ -44,110 +82,168 @@ def _timed(function, *args, **kwargs) -> float:
     return time.perf_counter() - start
 
 
-def _zips(folder: Path, kinds: dict[str, dict], copies: int = 1) -> Path:
-    folder.mkdir()
-    for kind, files in kinds.items():
-        for number in range(copies):
-            name = kind if copies == 1 else f"{kind}{number}"
-            cb.write_zip(files, folder / f"{name}.zip")
-    return folder
+def _course_with(zip_folder: Path, root: Path, repo: Path | None = None) -> Path:
+    course_dir = root / "course"
+    if repo is not None:
+        course.REPO_ROOT = repo
+    release(course_dir, [ASSIGNMENT], dist_dir=root / "dist")
+    collect(course_dir, ASSIGNMENT, [zip_folder], id_pattern=r"^(?P<id>.+)\.zip$")
+    return course_dir
 
 
-def _hidden_check_seconds(models: dict, data_dir: Path, repeats: int) -> dict:
-    images = hidden_check.load_hidden_images(data_dir)
-    rules = cb.REAL_EXERCISE / "exercise_code" / "model_rules.py"
-    runs: dict[str, list[float]] = {"cold": [], "warm": [], "fresh process": []}
-    work = Path(tempfile.mkdtemp(prefix="bench-hidden-"))
-    work.chmod(0o711)
-    try:
-        with reserved_uids(1) as (uid,):
-            sandbox = Sandbox(120, 6 * 2**30, uid=uid, hidden_paths=(str(data_dir),))
+def plain_autograde(course_dir: Path) -> float:
+    """nbgrader's own autograde of the collected submissions, as nbgrader ships it."""
+    return _timed(
+        subprocess.run,
+        [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force"],
+        cwd=course_dir,
+        env={**os.environ, "COURSE_DATA_DIR": str(REPO / "data")},
+        capture_output=True,
+        check=True,
+    )
 
-            def once(label: str, number: int) -> None:
-                seconds = _timed(
-                    hidden_check.check_hidden_accuracy,
-                    models["good"],
-                    rules,
-                    images,
-                    data_dir,
-                    work / f"{label.replace(' ', '_')}{number}",
-                    sandbox,
-                    50.0,
-                    0.55,
-                )
-                runs[label].append(seconds)
 
-            hidden_check.shutdown()
-            once("cold", 0)
-            for number in range(repeats):
-                once("warm", number)
-            hidden_check.shutdown()
-            hidden_check._ZYGOTE.broken = True
-            for number in range(repeats):
-                once("fresh process", number)
-            hidden_check.shutdown()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return runs
+def trusted_seconds() -> list[float]:
+    """Wrap the grader's trusted checks to record how long each submission's take."""
+    seconds: list[float] = []
+    real = grade_module._trusted_verdicts
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - start)
+
+    grade_module._trusted_verdicts = timed
+    return seconds
+
+
+def before_worktree(commit: str, root: Path) -> tuple[Path, Path]:
+    """A worktree of the grader before, with its own copy of the prepared data."""
+    tree = root / "before"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(tree), commit],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    data = tree / "data"
+    for part in ("MNIST/raw", "splits", "cache"):
+        if (REPO / "data" / part).exists():
+            shutil.copytree(REPO / "data" / part, data / part, dirs_exist_ok=True)
+    return tree, data
+
+
+def run_before(tree: Path, data: Path, inbox: Path, root: Path, repo: Path | None, jobs: int):
+    args = [sys.executable, "-c", BEFORE_SCRIPT, str(root), str(inbox), str(data)]
+    args += [str(repo or tree), str(jobs)]
+    done = subprocess.run(args, cwd=tree, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return float(done.stdout.split("SECONDS")[-1].split()[0])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--submissions", type=int, default=4)
-    parser.add_argument("--hidden-repeats", type=int, default=3)
-    parser.add_argument("--no-corpus", action="store_true")
+    parser.add_argument("--before", default="f3a5a59")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--skip-before", action="store_true")
     args = parser.parse_args()
-    data_dir = REPO / "data"
-    settings = GradeSettings(
-        autograde_timeout_s=60,
-        cell_timeout_s=15,
-        autograde_memory_bytes=3 * 2**30,
-        data_dir=data_dir,
-    )
-    with tempfile.TemporaryDirectory(prefix="bench-grading-") as temp:
-        temp = Path(temp)
-        course.REPO_ROOT = temp / "repo"
-        cb.make_exercise(course.REPO_ROOT)
-        course_dir = temp / "course"
-        release(course_dir, [ASSIGNMENT], dist_dir=temp / "dist")
-        context = cb.corpus_context(temp, course_dir, data_dir)
-        release_dir = course_dir / "release" / ASSIGNMENT
-        good = cb.corpus(release_dir, context, ["good"])
-        collect(course_dir, ASSIGNMENT, [_zips(temp / "good", good, args.submissions)])
-        students = course.submitted_students(course_dir, ASSIGNMENT)
+    root = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    root.chmod(0o755)
+    load = os.getloadavg()[0]
+    print(f"root: {os.geteuid() == 0}; load at start {load:.1f}")
+    try:
+        tree = data_before = None
+        if not args.skip_before:
+            tree, data_before = before_worktree(args.before, root)
+            subprocess.run(
+                [sys.executable, "-m", "autograder", "data", "--data-dir", str(data_before)],
+                cwd=tree,
+                check=True,
+                capture_output=True,
+            )
 
-        one = _timed(grade, course_dir, ASSIGNMENT, students[:1], 1, settings)
-        hidden = _hidden_check_seconds(context["models"], data_dir, args.hidden_repeats)
-        for student in students:
-            results.delete_result(course_dir, ASSIGNMENT, student)
-        jobs1 = _timed(grade, course_dir, ASSIGNMENT, None, 1, settings)
-        for student in students:
-            results.delete_result(course_dir, ASSIGNMENT, student)
-        jobs2 = _timed(grade, course_dir, ASSIGNMENT, None, 2, settings)
-
-        corpus_seconds = None
-        if not args.no_corpus:
-            corpus_dir = temp / "corpus_course"
-            release(corpus_dir, [ASSIGNMENT], dist_dir=temp / "dist2")
-            context["course_dir"] = corpus_dir
-            kinds = cb.corpus(corpus_dir / "release" / ASSIGNMENT, context)
-            pattern = r"^(?P<id>[a-z0-9_]+)\.zip$"
-            collect(corpus_dir, ASSIGNMENT, [_zips(temp / "corpus", kinds)], id_pattern=pattern)
-            corpus_seconds = _timed(grade, corpus_dir, ASSIGNMENT, None, 2, settings)
-
-    n = len(students)
-    print("\n## grading benchmark (stand-in exercise)")
-    print(f"one submission (sandboxed autograde + hidden check, cold): {one:.1f} s")
-    for label, values in hidden.items():
-        print(
-            f"hidden check alone, {label}: median {statistics.median(values):.2f} s "
-            f"over {len(values)} run(s)"
+        # 1. One real submission.
+        inbox = root / "real-inbox"
+        inbox.mkdir()
+        shutil.copyfile(
+            reference_zip(REPO / "course" / "demo" / "cache", REPO / "data"),
+            inbox / "reference.zip",
         )
-    print(f"{n} submissions, --jobs 1: {jobs1:.1f} s ({jobs1 / n:.1f} s each)")
-    speedup = jobs1 / jobs2
-    print(f"{n} submissions, --jobs 2: {jobs2:.1f} s ({jobs2 / n:.1f} s each), x{speedup:.2f}")
-    if corpus_seconds is not None:
-        print(f"hardening corpus ({len(cb.CHANGES)} submissions), --jobs 2: {corpus_seconds:.0f} s")
+        plain, now, checks = [], [], trusted_seconds()
+        for repeat in range(args.repeats):
+            course_dir = _course_with(inbox, root / f"real-{repeat}")
+            plain.append(plain_autograde(course_dir))
+            results.delete_result(course_dir, ASSIGNMENT, "reference")
+            now.append(_timed(grade, course_dir, ASSIGNMENT, settings=GradeSettings()))
+        print("\n## one real exercise_08 submission (the reference)")
+        print(f"plain nbgrader autograde: {', '.join(f'{s:.1f}' for s in plain)} s")
+        print(
+            f"grade now:               {', '.join(f'{s:.1f}' for s in now)} s "
+            f"(x{statistics.median(now) / statistics.median(plain):.2f} of plain)"
+        )
+        print(f"  trusted checks + model check: {', '.join(f'{s:.1f}' for s in checks)} s")
+        if tree is not None:
+            before_inbox = root / "before-inbox"
+            before_inbox.mkdir()
+            made = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from pathlib import Path; from autograder import demo; "
+                    "print(demo.reference_zip(Path(sys.argv[1]), Path(sys.argv[2])))",
+                    str(root / "before-cache"),
+                    str(data_before),
+                ],
+                cwd=tree,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=3600,
+            )
+            shutil.copyfile(made.stdout.strip().splitlines()[-1], before_inbox / "reference.zip")
+            before = [
+                run_before(tree, data_before, before_inbox, root / f"before-real-{r}", None, 1)
+                for r in range(args.repeats)
+            ]
+            print(f"grade before ({args.before}): {', '.join(f'{s:.1f}' for s in before)} s")
+
+        # 2. The stand-in corpus.
+        repo = root / "standin-repo"
+        cb.make_exercise(repo)
+        course.REPO_ROOT = repo
+        release(root / "corpus-release", [ASSIGNMENT], dist_dir=root / "corpus-dist")
+        context = cb.corpus_context(root, root / "corpus-release", REPO / "data")
+        corpus_inbox = root / "corpus-inbox"
+        corpus_inbox.mkdir()
+        for kind, files in cb.corpus(
+            root / "corpus-release" / "release" / ASSIGNMENT, context, CORPUS_KINDS
+        ).items():
+            cb.write_zip(files, corpus_inbox / f"{kind}.zip")
+        corpus_course = _course_with(corpus_inbox, root / "corpus-now", repo)
+        settings = GradeSettings(
+            autograde_timeout_s=120,
+            cell_timeout_s=30,
+            probe_timeout_s=30,
+            autograde_memory_bytes=3 * 2**30,
+        )
+        seconds = _timed(grade, corpus_course, ASSIGNMENT, jobs=2, settings=settings)
+        print(f"\n## stand-in corpus, {len(CORPUS_KINDS)} kinds both graders handle, --jobs 2")
+        print(f"grade now:    {seconds:.1f} s ({seconds / len(CORPUS_KINDS):.1f} s each)")
+        if tree is not None:
+            before = run_before(tree, data_before, corpus_inbox, root / "corpus-before", repo, 2)
+            print(f"grade before: {before:.1f} s ({before / len(CORPUS_KINDS):.1f} s each)")
+        print(f"load at end {os.getloadavg()[0]:.1f}")
+    finally:
+        if not args.skip_before:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(root / "before")],
+                cwd=REPO,
+                capture_output=True,
+            )
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

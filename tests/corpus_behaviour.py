@@ -337,6 +337,18 @@ MODEL_KINDS = (
 )
 
 
+GRADED_MODEL_KINDS = (
+    "untrained",
+    "conv",
+    "public_test_lookup",
+    "pickled_weights",
+    "pickled_sample_inputs",
+    "guard_code",
+)
+"""The models graded end to end in the corpus; every model of :data:`MODEL_KINDS` goes through
+the model check in ``tests/test_model_check.py``."""
+
+
 def corpus_context(work_dir: Path, course_dir: Path, data_dir: Path) -> dict:
     """What :func:`corpus` needs: models trained on ``data_dir``'s training images, and paths."""
     from autograder.exercise_modules import exercise_code_module
@@ -472,7 +484,7 @@ CHANGES: dict[str, Callable[[dict, dict], dict]] = {
         "exercise_code/answer.py": b"raise RuntimeError('half-written module')\n",
     },
     "model_missing": _without("models/classifier.pt2"),
-    **{f"model_{name}": _with_model(name) for name in MODEL_KINDS if name != "good"},
+    **{f"model_{name}": _with_model(name) for name in GRADED_MODEL_KINDS},
     "infinite_loop": with_code(hostile.UNSTOPPABLE_LOOP),
     "kernel_kills_itself": with_code("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
     "memory_blowup": with_code(hostile.MEMORY_ONE_PROCESS),

@@ -9,10 +9,13 @@ command line so that a test can look for them on the whole machine afterwards.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 
-DAEMON_MARK = "autograder-corpus-daemon"
+DAEMON_MARK = f"autograder-corpus-daemon-{os.getpid()}"
+"""Marks this test process's daemons (unique per process, so parallel test workers never see
+each other's)."""
 ESCAPE_MARK = "autograder-corpus-escape"
 PWNED = Path("/tmp/autograder-corpus-pwned")
 

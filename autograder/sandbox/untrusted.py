@@ -89,9 +89,3 @@ def read_arrays(root: Path, relative: str, max_bytes: int) -> dict[str, np.ndarr
     if any(a.dtype.kind not in NUMERIC_KINDS for a in arrays.values()):
         return None
     return arrays
-
-
-def read_json_file(path: Path, max_bytes: int) -> dict | None:
-    """:func:`read_json` of one file given by its full path (links in its folders are followed,
-    so use it only where no sandbox could write those folders)."""
-    return read_json(Path(path).parent, Path(path).name, max_bytes)

@@ -285,15 +285,21 @@ def judge_running_stats(data: dict, context) -> Result:
 
 
 def reference_answer(context) -> set[str]:
-    """``label_breaking`` of the SOURCE notebook's answer cell (a set literal, read with ast)."""
+    """``label_breaking`` of the SOURCE notebook's answer cell: the set literal it binds last
+    (the cell binds None first), read with ast."""
     folder = Path(context.reference("layers").__file__).parents[1]
     notebook = json.loads((folder / probes.NOTEBOOK).read_text(encoding="utf-8"))
     for cell in notebook["cells"]:
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == probes.ANSWER_CELL:
             source = "".join(cell["source"])
             lines = [line for line in source.splitlines() if not line.lstrip().startswith("#")]
-            tree = ast.parse("\n".join(lines))
-            return set(ast.literal_eval(tree.body[0].value))
+            values = [
+                ast.literal_eval(node.value)
+                for node in ast.parse("\n".join(lines)).body
+                if isinstance(node, ast.Assign)
+                and [getattr(target, "id", None) for target in node.targets] == ["label_breaking"]
+            ]
+            return set(values[-1])
     raise LookupError("the source notebook has no answer cell")
 
 
