@@ -1,7 +1,13 @@
 """Shared fixtures: the prepared MNIST folder and isolated copies of it."""
 
+import os
 import shutil
 from pathlib import Path
+
+# Test files run side by side (pytest-xdist), each with notebooks and graders of its own: one
+# compute thread per process, or PyTorch's threads wait on each other (set before torch loads;
+# kernels and sandboxes started by the tests inherit it).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

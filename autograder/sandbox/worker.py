@@ -44,6 +44,26 @@ def preload(config: dict) -> None:
         MODULES[name] = _load(f"autograder_preloaded_{name}", path)
     for name in config.get("imports", []):
         importlib.import_module(name)
+    if "model_rules" in MODULES:
+        _warm_up_model_loading(MODULES["model_rules"])
+
+
+def _warm_up_model_loading(rules) -> None:
+    """Load and run a tiny exported model once, so that the libraries loading needs (torch's
+    export deserializer, sympy, ...: about 2 s) are imported here, once, not in every model run."""
+    import tempfile
+
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+    example = torch.zeros(2, 1, 28, 28)
+    batch = torch.export.Dim("batch", min=1, max=1_000_000)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "warm_up.pt2")
+        torch.export.save(program, path)
+        with torch.no_grad():
+            rules.load_checked_model(path).module()(example)
 
 
 def save_data(out: str, data: dict) -> None:
