@@ -46,6 +46,16 @@ for pid in children:
     os.waitpid(pid, 0)
 """
 
+MEMORY_SPAWNED = """
+import subprocess, sys, time
+hold = "import time\\nblock = b'\\\\x01' * (500 * 2**20)\\ntime.sleep(10)"
+children = [subprocess.Popen([sys.executable, '-c', hold]) for _ in range(4)]
+for child in children:
+    child.wait()
+"""
+"""Four fresh interpreters (not forks) of 500 MB each: each is below the per-process limit,
+together they are above the job's."""
+
 FILL_DISK = """
 import itertools
 for i in itertools.count():
@@ -183,6 +193,60 @@ for pid in seen:
 print('PROC SAW ' + ' | '.join(leaks) if leaks else f'proc shows only own processes ({len(seen)})')
 """
 
+HOST_IPC_KEY = 0x2A2D
+"""Key of a SysV shared-memory segment and message queue the test creates on the host."""
+
+IPC_REACHES_THE_HOST = f"""
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+reached = []
+shm = libc.shmget({HOST_IPC_KEY}, 0, 0)
+if shm >= 0:
+    reached.append('shm')
+    address = libc.shmat(shm, None, 0)
+    if address not in (None, ctypes.c_void_p(-1).value):
+        ctypes.memset(address, 0x58, 64)
+queue = libc.msgget({HOST_IPC_KEY}, 0)
+if queue >= 0:
+    reached.append('msg')
+    libc.msgctl(queue, 0, None)
+for ident in range(0, 64):
+    if libc.shmctl(ident, 0, ctypes.create_string_buffer(256)) >= 0:
+        reached.append(f'id {{ident}}')
+print('HOST IPC REACHED ' + ' '.join(reached) if reached else 'host ipc unreachable')
+"""
+"""Attach to (and scribble on) the host's segment by key, delete its queue, probe ids."""
+
+GRADER_SECRET = f"autograder-corpus-secret-{os.getpid()}"
+"""A value the corpus test puts in the grader's environment: no sandbox may see it."""
+
+
+def snoop_proc_deeper(context: dict) -> str:
+    """Code that looks through the environment, command line, open files and folder of every
+    process it can see for the grader's secret, pytest and the real course's path."""
+    signs = [GRADER_SECRET, "pytest", "PYTEST", str(context["course_dir"])]
+    return f"""
+import glob, os
+signs = {signs!r}
+found = set()
+for path in glob.glob('/proc/[0-9]*/environ') + glob.glob('/proc/[0-9]*/cmdline'):
+    try:
+        text = open(path, 'rb').read().replace(b'\\0', b' ').decode(errors='replace')
+    except OSError:
+        continue
+    found |= {{path + ' ' + sign[:20] for sign in signs if sign in text}}
+for path in glob.glob('/proc/[0-9]*/fd/*') + glob.glob('/proc/[0-9]*/cwd'):
+    try:
+        target = os.readlink(path)
+    except OSError:
+        continue
+    found |= {{path + ' ' + sign[:20] for sign in signs if sign in target}}
+print('PROC LEAKS ' + ' | '.join(sorted(found)[:8]) if found else 'proc holds nothing of the grader'
+      )
+"""
+
+
 # ----------------------------------------------------------------------------- files
 
 
@@ -285,6 +349,30 @@ for base in [os.getcwd(), *glob.glob('/tmp/autograder-grade-*/*'), *glob.glob('.
             os.symlink({canary!r}, path)
         except OSError:
             pass
+"""
+
+
+def plant_device_links(context: dict) -> str:
+    """Code that plants links to endless devices where the grader reads after the job (a root
+    read through them would never end), and tries hard links to files it cannot write."""
+    return """
+import os
+made = []
+for name in ('autoencoder.ipynb', 'result.json', 'logits.npy', 'singles.npy'):
+    for path in (name, '../../../autograded/student/exercise_08/' + name):
+        try:
+            if os.path.lexists(path):
+                os.rename(path, path + '.moved')
+            os.symlink('/dev/zero', path)
+        except OSError:
+            pass
+for source in ('/etc/shadow', '/etc/passwd', '/usr/bin/python3'):
+    try:
+        os.link(source, 'linked-' + os.path.basename(source))
+        made.append(source)
+    except OSError:
+        pass
+print('HARD LINKED ' + ' '.join(made) if made else 'no hard link to a file it does not own')
 """
 
 
