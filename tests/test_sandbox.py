@@ -154,15 +154,21 @@ def test_a_job_sees_a_private_read_only_world_under_its_own_user_id(open_tmp, ou
     assert report["shm"] >= 0 and Path("/proc/sysvipc/shm").read_text() == ipc_before
 
 
-def test_without_root_a_job_still_gets_namespaces_and_a_read_only_world(open_tmp):
-    """Run as an ordinary user (nobody) through a user namespace, as on a laptop."""
+def test_without_root_a_job_still_gets_namespaces_and_a_read_only_world(open_tmp, outside_tmp):
+    """Run as an ordinary user (nobody) through a user namespace, as on a laptop: the job runs
+    as that user, so only the read-only world keeps it from the user's own files."""
+    own_files = outside_tmp / "the_users_own_files"
+    own_files.mkdir()
     script = open_tmp / "run_as_user.py"
     isolate = Path(__file__).resolve().parents[1] / "autograder" / "sandbox" / "isolate.py"
     shutil.copyfile(isolate, open_tmp / "isolate.py")
     work = open_tmp / "work"
     work.mkdir()
-    os.chown(work, 65534, 65534)
-    code = "HIDDEN = []\nHIDDEN_AND_OUTSIDE = ['/work', '/srv']\n" + WORLD_PROBE
+    for folder in (work, own_files):
+        os.chown(folder, 65534, 65534)
+    code = (
+        f"HIDDEN = []\nHIDDEN_AND_OUTSIDE = ['/work', '/srv', {str(own_files)!r}]\n" + WORLD_PROBE
+    )
     (work / "probe.py").write_text(code)
     spec = {"uid": None, "rw_binds": [str(work)], "cwd": str(work), "limits": {"core": 0}}
     script.write_text(
@@ -482,6 +488,8 @@ def test_reading_what_a_job_wrote_follows_no_link_and_accepts_regular_files_only
     assert untrusted.read_json(job, "link.json", 1000) is None
     assert untrusted.read_json(job, "linked_folder/secret.json", 1000) is None
     assert untrusted.read_json(job, "fifo.json", 1000) is None
+    assert untrusted.read_bytes(job, "fifo.json", 1000) is None
+    assert untrusted.read_bytes(job, "real", 1000) is None
     assert untrusted.read_json(job, "big.json", 1000) is None
     assert untrusted.read_json(job, "../secret.json", 1000) is None
     assert untrusted.read_array(job, "object.npy", 10_000) is None
