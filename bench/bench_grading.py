@@ -8,6 +8,11 @@
 2. The stand-in corpus (``tests/corpus_behaviour.py``): the kinds both graders handle, graded
    with ``--jobs 2`` by the grader now and the grader before.
 
+Both print the points they gave, so that a grader that failed fast cannot look fast. The grader
+before limits each process's address space (``RLIMIT_AS``), not the job's memory; it gets 12 GB
+here, as torch 2.14 maps more than the 3 GB it used to get (with 3 GB its notebook stops at
+``import torch`` and the run takes half the time for half the points).
+
 Usage (from the repository root, as root, after ``python -m autograder data``)::
 
     python bench/bench_grading.py [--before COMMIT] [--repeats 2] [--skip-before]
@@ -48,7 +53,7 @@ CORPUS_KINDS = [
     "model_missing",
     "model_untrained",
     "model_conv",
-    "model_wrong_shape",
+    "model_public_test_lookup",
     "infinite_loop",
     "memory_blowup",
     "megabytes_of_printing",
@@ -68,11 +73,18 @@ course_dir = root / "course"
 release.release(course_dir, ["exercise_08"], dist_dir=root / "dist")
 collect.collect(course_dir, "exercise_08", [zip_or_corpus], id_pattern=r"^(?P<id>.+)\\.zip$")
 settings = grade.GradeSettings(data_dir=data, autograde_timeout_s=120, cell_timeout_s=30,
-                               autograde_memory_bytes=3 * 2**30)
+                               autograde_memory_bytes=12 * 2**30)
 start = time.perf_counter()
 grade.grade(course_dir, "exercise_08", jobs=int(sys.argv[5]) if len(sys.argv) > 5 else 1,
             settings=settings)
 print(f"SECONDS {time.perf_counter() - start:.2f}")
+if len(sys.argv) > 6:  # nbgrader's own autograde of the same submission, as a floor
+    import os, subprocess
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "exercise_08", "--force"],
+                   cwd=course_dir, env={**os.environ, "COURSE_DATA_DIR": str(data)},
+                   capture_output=True, check=True)
+    print(f"PLAIN {time.perf_counter() - start:.2f}")
 """
 
 
@@ -89,6 +101,13 @@ def _course_with(zip_folder: Path, root: Path, repo: Path | None = None) -> Path
     release(course_dir, [ASSIGNMENT], dist_dir=root / "dist")
     collect(course_dir, ASSIGNMENT, [zip_folder], id_pattern=r"^(?P<id>.+)\.zip$")
     return course_dir
+
+
+def _points(course_dir: Path) -> str:
+    return "; ".join(
+        f"{r['student_id']}: {r['status']} {r['total']:g}/100"
+        for r in sorted(results.read_results(course_dir, ASSIGNMENT), key=lambda r: r["student_id"])
+    )
 
 
 def plain_autograde(course_dir: Path) -> float:
@@ -135,13 +154,19 @@ def before_worktree(commit: str, root: Path) -> tuple[Path, Path]:
     return tree, data
 
 
-def run_before(tree: Path, data: Path, inbox: Path, root: Path, repo: Path | None, jobs: int):
+def run_before(
+    tree: Path, data: Path, inbox: Path, root: Path, repo: Path | None, jobs: int, plain=False
+) -> tuple[float, float | None]:
+    """Seconds the grader before took to grade ``inbox`` (and plain nbgrader, if ``plain``)."""
     args = [sys.executable, "-c", BEFORE_SCRIPT, str(root), str(inbox), str(data)]
-    args += [str(repo or tree), str(jobs)]
+    args += [str(repo or tree), str(jobs)] + (["plain"] if plain else [])
     done = subprocess.run(args, cwd=tree, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
-    return float(done.stdout.split("SECONDS")[-1].split()[0])
+    seconds = float(done.stdout.split("SECONDS")[-1].split()[0])
+    points = [line.split(" in ")[0] for line in done.stdout.splitlines() if "/100 in " in line]
+    print(f"  before graded: {'; '.join(points)}")
+    return seconds, float(done.stdout.split("PLAIN")[-1].split()[0]) if plain else None
 
 
 def main() -> None:
@@ -184,6 +209,7 @@ def main() -> None:
             f"grade now:               {', '.join(f'{s:.1f}' for s in now)} s "
             f"(x{statistics.median(now) / statistics.median(plain):.2f} of plain)"
         )
+        print(f"  now graded: {_points(course_dir)}")
         print(f"  trusted checks + model check: {', '.join(f'{s:.1f}' for s in checks)} s")
         if tree is not None:
             before_inbox = root / "before-inbox"
@@ -204,11 +230,18 @@ def main() -> None:
                 timeout=3600,
             )
             shutil.copyfile(made.stdout.strip().splitlines()[-1], before_inbox / "reference.zip")
-            before = [
-                run_before(tree, data_before, before_inbox, root / f"before-real-{r}", None, 1)
+            runs = [
+                run_before(tree, data_before, before_inbox, root / f"before-{r}", None, 1, True)
                 for r in range(args.repeats)
             ]
-            print(f"grade before ({args.before}): {', '.join(f'{s:.1f}' for s in before)} s")
+            graded, plain_before = [s for s, _ in runs], [p for _, p in runs]
+            ratio = statistics.median(graded) / statistics.median(plain_before)
+            print(
+                f"grade before ({args.before}), its own reference: "
+                f"{', '.join(f'{s:.1f}' for s in graded)} s; plain nbgrader autograde of that "
+                f"reference: {', '.join(f'{p:.1f}' for p in plain_before)} s "
+                f"(x{ratio:.2f} of plain)"
+            )
 
         # 2. The stand-in corpus.
         repo = root / "standin-repo"
@@ -228,12 +261,14 @@ def main() -> None:
             cell_timeout_s=30,
             probe_timeout_s=30,
             autograde_memory_bytes=3 * 2**30,
+            data_dir=REPO / "data",
         )
         seconds = _timed(grade, corpus_course, ASSIGNMENT, jobs=2, settings=settings)
         print(f"\n## stand-in corpus, {len(CORPUS_KINDS)} kinds both graders handle, --jobs 2")
         print(f"grade now:    {seconds:.1f} s ({seconds / len(CORPUS_KINDS):.1f} s each)")
+        print(f"  now graded: {_points(corpus_course)}")
         if tree is not None:
-            before = run_before(tree, data_before, corpus_inbox, root / "corpus-before", repo, 2)
+            before, _ = run_before(tree, data_before, corpus_inbox, root / "corpus-before", repo, 2)
             print(f"grade before: {before:.1f} s ({before / len(CORPUS_KINDS):.1f} s each)")
         print(f"load at end {os.getloadavg()[0]:.1f}")
     finally:

@@ -49,21 +49,18 @@ def preload(config: dict) -> None:
 
 
 def _warm_up_model_loading(rules) -> None:
-    """Load and run a tiny exported model once, so that the libraries loading needs (torch's
-    export deserializer, sympy, ...: about 2 s) are imported here, once, not in every model run."""
-    import tempfile
+    """Import what loading an exported model needs (torch's export deserializer, sympy, dynamo:
+    about 2 s), once here instead of in every model run.
 
-    import torch
-
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
-    example = torch.zeros(2, 1, 28, 28)
-    batch = torch.export.Dim("batch", min=1, max=1_000_000)
-    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "warm_up.pt2")
-        torch.export.save(program, path)
-        with torch.no_grad():
-            rules.load_checked_model(path).module()(example)
+    Imports only: running any operation here would start torch's thread pools in this process,
+    and a child forked from it that sets its number of threads (the exercise's augmentation
+    does) then aborts in ``at::set_num_threads`` ("Invalid thread pool!").
+    """
+    import sympy  # noqa: F401
+    import torch._dynamo  # noqa: F401
+    import torch._export.serde.serialize  # noqa: F401
+    import torch.export.pt2_archive._package  # noqa: F401
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
 
 def save_data(out: str, data: dict) -> None:
