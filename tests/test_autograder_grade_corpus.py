@@ -109,16 +109,12 @@ EXPECTED = {
 }
 """None as the status: any (the notebook's own run may or may not end, the points may not)."""
 
-FLAGGED = {
-    "swallows_errors",
-    "rewrites_later_cells",
-    "cheats_only_under_nbgrader",
-    "memory_across_processes",
-    "memory_across_spawned_interpreters",
-}
-"""Kinds whose notebook tests passed what the trusted checks failed (the memory ones: in the
-notebook the memory cgroup stopped one child and the notebook went on; the check, with less
-memory, failed)."""
+FLAGGED = {"swallows_errors", "rewrites_later_cells", "cheats_only_under_nbgrader"}
+"""Kinds whose notebook tests passed what the trusted checks failed."""
+MAY_BE_FLAGGED = {"memory_across_processes", "memory_across_spawned_interpreters"}
+"""Flagged when the memory cgroup stopped a child in the notebook and the notebook went on (its
+test passed, the check with less memory failed); not when it stopped the kernel itself: which
+process the kernel's OOM killer picks is not up to the grader."""
 
 OUTPUT_CHECKS = {
     "writes_gradebook_and_others": "tampering refused",
@@ -361,7 +357,8 @@ def test_every_kind_gets_the_points_it_deserves_with_one_clear_sentence(graded_c
     for student in ID_COLLISIONS:
         assert (records[student]["status"], records[student]["total"]) == ("graded", 100)
     flagged = {kind for kind, record in records.items() if record.get("flags")}
-    assert flagged == (FLAGGED & set(ONLY) if ONLY else FLAGGED)
+    expected = FLAGGED & set(ONLY) if ONLY else FLAGGED
+    assert expected <= flagged <= expected | MAY_BE_FLAGGED
 
 
 @pytest.mark.slow
