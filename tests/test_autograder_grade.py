@@ -204,13 +204,23 @@ def test_grade_killed_halfway_resumes_without_losing_or_doubling_anything(
 
 AS_USER = """
 set -e
-keep=$(mktemp -d)
-mount --bind /root/.pyenv "$keep"
-mount -t tmpfs -o mode=755 tmpfs /root
-mkdir /root/.pyenv
-mount --bind "$keep" /root/.pyenv
+pyenv=$(mktemp -d) checkout=$(mktemp -d)
+mount --bind /root/.pyenv "$pyenv"
+mount --bind "$CHECKOUT" "$checkout"
+for closed in /root $CLOSED_ANCESTOR; do mount -t tmpfs -o mode=755 tmpfs "$closed"; done
+mkdir -p /root/.pyenv "$CHECKOUT"
+mount --bind "$pyenv" /root/.pyenv
+mount --bind "$checkout" "$CHECKOUT"
 exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
 """
+"""Run "$@" as nobody in a mount namespace where pyenv's Python under /root and this checkout
+(wherever it was cloned, e.g. under a 0700 ``mktemp -d`` folder) are reachable."""
+
+
+def _closed_ancestor(path: Path) -> str:
+    """The topmost folder above ``path`` that other users cannot enter ("" if none)."""
+    closed = [a for a in path.parents if a != Path("/") and not a.stat().st_mode & 0o001]
+    return str(closed[-1]) if closed else ""
 
 
 @pytest.fixture
@@ -247,7 +257,12 @@ def test_grading_without_root_works_and_says_once_what_is_not_isolated(
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "HOME": str(folder)},
+        env={
+            **os.environ,
+            "HOME": str(folder),
+            "CHECKOUT": str(ROOT),
+            "CLOSED_ANCESTOR": _closed_ancestor(ROOT),
+        },
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("Warning: grading is not fully isolated here") == 1
