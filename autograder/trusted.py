@@ -23,7 +23,7 @@ import hmac
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -35,6 +35,10 @@ GRADING_FOLDER = "grading"
 MAX_PROBE_JSON_BYTES = 1_000_000
 MAX_PROBE_ARRAY_BYTES = 64 * 2**20
 
+_SPLITS: dict[tuple[str, str], object] = {}
+"""Public splits loaded so far, by (data folder, name): loaded once per grading process, not once
+per submission (the unlabeled split alone takes about a second)."""
+
 
 @dataclass
 class Context:
@@ -43,18 +47,19 @@ class Context:
     assignment: str
     seed: int
     data_dir: Path
-    splits: dict = field(default_factory=dict)
 
     def reference(self, module: str) -> ModuleType:
         """A module of the assignment's SOURCE ``exercise_code`` (the reference solution)."""
         return exercise_code_module(self.assignment, module)
 
     def split(self, name: str):
-        """A public split of exercise_08's data (``images``, ``labels``), loaded once."""
-        if name not in self.splits:
+        """A public split of exercise_08's data (``images``, ``labels``), loaded once per
+        process; verdicts only read it."""
+        key = (str(Path(self.data_dir).resolve()), name)
+        if key not in _SPLITS:
             data = exercise_code_module("exercise_08", "data")
-            self.splits[name] = data.load_split(name, self.data_dir)
-        return self.splits[name]
+            _SPLITS[key] = data.load_split(name, self.data_dir)
+        return _SPLITS[key]
 
 
 @dataclass(frozen=True)
