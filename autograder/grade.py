@@ -79,6 +79,7 @@ GRADER_VERSION = "2"
 TEMP_PREFIX = "autograder-grade-"
 PACKAGE_DIR = Path(__file__).resolve().parent
 THROWAWAY_STUDENT = "student"
+"""The student id inside a throwaway course (never the real id)."""
 NBGRADER = (
     "import sys; sys.modules['rfc3987_syntax'] = None; "
     "from nbgrader.apps.nbgraderapp import main; sys.exit(main())"
@@ -86,7 +87,6 @@ NBGRADER = (
 """``python -c NBGRADER ...`` is ``python -m nbgrader ...`` without the IRI grammar that
 jsonschema builds when nbformat imports it (about 2 s of each autograde; nbgrader never checks
 an IRI: jsonschema skips that format when the module cannot be imported)."""
-"""The student id inside a throwaway course (never the real id)."""
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 MiB = 2**20
 
