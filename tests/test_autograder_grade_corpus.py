@@ -206,6 +206,20 @@ class HostIpc:
         self.libc.msgctl(self.msg, 0, None)
 
 
+def sysv_objects_of_sandbox_users() -> list[str]:
+    """System V IPC objects on this machine owned by a sandbox user id: a job's own IPC
+    namespace ends with it, so there must be none (whoever left them, even a run before)."""
+    found = []
+    for kind in ("shm", "sem", "msg"):
+        header, *rows = (Path("/proc/sysvipc") / kind).read_text().splitlines()
+        uid_column = header.split().index("uid")
+        for row in rows:
+            key, ident, uid = *row.split()[:2], int(row.split()[uid_column])
+            if SANDBOX_UID_BASE <= uid < SANDBOX_UID_BASE + 64:
+                found.append(f"{kind} key {key} id {ident} of uid {uid}")
+    return found
+
+
 def marked_processes() -> list[str]:
     """Command lines on this machine that carry the corpus daemons' mark."""
     found = []
@@ -378,6 +392,7 @@ def test_nothing_a_submission_started_is_alive_and_nothing_outside_the_course_ch
     assert (canary.read_text(), canary.stat().st_uid, canary.stat().st_mode) == before["canary"]
     assert _snapshot(graded_corpus["repo"]) == before["repo"]
     assert graded_corpus["after"]["ipc"] == before["ipc"]
+    assert sysv_objects_of_sandbox_users() == []
     assert graded_corpus["after"]["host_ipc_untouched"]
     assert _owned_by_sandbox(graded_corpus["tmp"]) == []
     if os.geteuid() == 0:
