@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from exercise_08.exercise_code import checks, training  # noqa: E402
+from exercise_08.exercise_code import checks, submission, training  # noqa: E402
 from exercise_08.exercise_code.networks import (  # noqa: E402
     Autoencoder,
     Classifier,
@@ -34,6 +34,19 @@ def test_public_checks_pass_on_the_reference_solution() -> None:
     checks.check_classifier()
     checks.check_autoencoder_steps()
     checks.check_classifier_steps()
+
+
+def test_the_trained_model_checks_return_nothing_so_their_cells_show_no_out_value(
+    tmp_path: Path,
+) -> None:
+    """A check cell ends with the check's call: a returned number would show as a stray Out[]."""
+    torch.manual_seed(0)
+    images, labels = checks.labeled_patterns(20)
+    path = tmp_path / "classifier.pt2"
+    submission.save_model(Classifier(Encoder(4, (16,))), path)
+
+    assert checks.check_trained_autoencoder(Autoencoder(4, (16,)), images, max_error=1.0) is None
+    assert checks.check_saved_classifier(path, images, labels, min_accuracy=0.0) is None
 
 
 @pytest.mark.parametrize("seed", range(40))

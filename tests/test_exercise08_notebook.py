@@ -86,6 +86,17 @@ def graded_cells_writing_to_stderr(notebook: nbformat.NotebookNode) -> list[str]
     ]
 
 
+def values_left_by_graded_cells(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """Graded cells that show an Out[] value (a check's return value nobody asked for)."""
+    return {
+        cell.metadata["nbgrader"]["grade_id"]: output["data"].get("text/plain", "")
+        for cell in notebook.cells
+        if cell.metadata.get("nbgrader", {}).get("grade")
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "execute_result"
+    }
+
+
 def save_and_hand_in(notebook: nbformat.NotebookNode, path: Path, env: dict[str, str]) -> str:
     """Write the executed notebook (File > Save), then run create_submission() in its folder as
     the hand-in cell would; returns what it printed."""
@@ -200,11 +211,14 @@ def test_source_notebook_trains_saves_and_then_grades_from_the_saved_models(
     assert "Final model: public test accuracy" in text
     assert graded_cells_writing_to_stderr(trained) == []
     assert [path.exists() for path in repository_outputs] == existed
-    # nbclient did not save the notebook, so the hand-in cell refused the stale file on disk.
+    # nbclient did not save the notebook, so the hand-in cell refused the stale file on disk,
+    # saying that the cells ran but were not saved (not that they never ran).
     assert (
-        "exercise_08.zip NOT written: autoencoder.ipynb on disk has graded cells that were "
-        "never run; save the notebook with File > Save, then run this cell again." in text
+        "exercise_08.zip NOT written: autoencoder.ipynb on disk is older than "
+        "models/classifier.pt2: your cells ran, but the notebook was not saved after that run; "
+        "save the notebook with File > Save, then run this cell again." in text
     )
+    assert values_left_by_graded_cells(trained) == {}
     assert not (folder / "exercise_08.zip").exists()
 
     # The student saves (File > Save) and runs the hand-in cell again.

@@ -181,10 +181,30 @@ def test_create_submission_refuses_without_a_model(exercise_copy: Path) -> None:
     assert not (exercise_copy / "exercise_08.zip").exists()
 
 
+def test_create_submission_right_after_run_all_says_the_run_is_not_saved_yet(
+    exercise_copy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Run All made the models, the notebook on disk is the unrun one from before: the cells
+    did run, so "never run" would be wrong; the notebook was not saved."""
+    submission.save_model(LinearClassifier())
+
+    assert submission.create_submission() is None
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "exercise_08.zip NOT written: autoencoder.ipynb on disk is older than "
+        "models/classifier.pt2: your cells ran, but the notebook was not saved after that run; "
+        "save the notebook with File > Save, then run this cell again."
+    )
+    assert not (exercise_copy / "exercise_08.zip").exists()
+
+
 def test_create_submission_refuses_a_notebook_whose_graded_cells_never_ran(
     exercise_copy: Path, capsys: pytest.CaptureFixture
 ) -> None:
+    """Saved after the models were made, but without running its graded cells."""
     submission.save_model(LinearClassifier())
+    notebook = exercise_copy / "autoencoder.ipynb"
+    later = (exercise_copy / "models" / "classifier.pt2").stat().st_mtime + 60
+    os.utime(notebook, (later, later))
 
     assert submission.create_submission() is None
     assert capsys.readouterr().out.splitlines()[-1] == (
@@ -206,8 +226,8 @@ def test_create_submission_refuses_a_notebook_saved_before_the_model(
     assert submission.create_submission() is None
     assert capsys.readouterr().out.splitlines()[-1] == (
         "exercise_08.zip NOT written: autoencoder.ipynb on disk is older than "
-        "models/classifier.pt2, so your last run is not saved in it; save the notebook with "
-        "File > Save, then run this cell again."
+        "models/classifier.pt2: your cells ran, but the notebook was not saved after that run; "
+        "save the notebook with File > Save, then run this cell again."
     )
     assert not (exercise_copy / "exercise_08.zip").exists()
 

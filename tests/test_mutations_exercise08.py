@@ -11,10 +11,12 @@ mistake is reported where it is, never elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -28,6 +30,8 @@ from mutants import (  # noqa: E402
     assert_names_the_cause,
     failures_of,
     graded_check_calls,
+    import_copy,
+    plant,
     print_table,
 )
 
@@ -299,6 +303,71 @@ def test_a_typical_mistake_fails_only_its_check_and_names_the_cause(
 
     assert set(failures) == {mutation.check}, failures
     assert_names_the_cause(mutation, failures[mutation.check])
+
+
+@contextlib.contextmanager
+def planted(mistake: str | None, work: Path) -> Iterator[ModuleType]:
+    """The exercise package with one mistake of MUTATIONS planted (None: the reference)."""
+    mutation = next((m for m in MUTATIONS if m.mistake == mistake), None)
+    assert mistake is None or mutation is not None, mistake
+    name = f"planted_{abs(hash(mistake))}"
+    try:
+        yield import_copy(plant(PACKAGE, mutation, work), name)
+    finally:
+        for module in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+            del sys.modules[module]
+
+
+def trained_autoencoder_failure(code: ModuleType) -> str:
+    """The message of the trained-autoencoder check for an autoencoder that never trained."""
+    torch.manual_seed(0)
+    untrained = code.networks.Autoencoder(4, (16,))
+    with pytest.raises(AssertionError) as failure:
+        code.checks.check_trained_autoencoder(untrained, code.checks.random_images(20))
+    return str(failure.value)
+
+
+def saved_classifier_failure(code: ModuleType, work: Path) -> str:
+    """The message of the saved-classifier check for a classifier that never trained."""
+    torch.manual_seed(0)
+    path = code.submission.save_model(
+        code.networks.Classifier(code.networks.Encoder(4, (16,))), work / "classifier.pt2"
+    )
+    images, labels = code.checks.labeled_patterns(40)
+    with pytest.raises(AssertionError) as failure:
+        code.checks.check_saved_classifier(path, images, labels)
+    return str(failure.value)
+
+
+def test_a_poor_autoencoder_is_blamed_on_a_failing_step_not_on_the_hyperparameters(
+    tmp_path: Path,
+) -> None:
+    with planted("autoencoder step without optimizer.zero_grad()", tmp_path) as code:
+        message = trained_autoencoder_failure(code)
+
+    assert "because an earlier part is wrong" in message, message
+    assert "the check of the autoencoder steps (section 3) fails" in message
+    assert "call optimizer.zero_grad() before loss.backward()" in message
+    assert "AE_EPOCHS" not in message and "longer" not in message
+
+
+def test_a_poor_saved_classifier_is_blamed_on_the_first_failing_part(tmp_path: Path) -> None:
+    with planted("classifier step without optimizer.zero_grad()", tmp_path) as code:
+        message = saved_classifier_failure(code, tmp_path)
+
+    assert "the check of the classifier steps (section 3) fails" in message, message
+    assert "call optimizer.zero_grad() before loss.backward()" in message
+    assert "improve the final model" not in message
+
+
+def test_with_every_part_right_a_poor_model_gets_hyperparameter_advice(tmp_path: Path) -> None:
+    with planted(None, tmp_path) as code:
+        autoencoder_message = trained_autoencoder_failure(code)
+        classifier_message = saved_classifier_failure(code, tmp_path)
+
+    assert "train the autoencoder longer (AE_EPOCHS)" in autoencoder_message
+    assert "improve the final model (section 8)" in classifier_message
+    assert "earlier part" not in autoencoder_message + classifier_message
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ the grader runs checks like these on other sizes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -581,12 +583,59 @@ def check_classifier_steps(batch_size: int = 20, steps: int = 20, seed: int = 0)
 
 # --- The trained models ---------------------------------------------------------------------
 
+PARTS = {
+    "the encoder (section 2)": check_encoder,
+    "the decoder (section 2)": check_decoder,
+    "the autoencoder (section 2)": check_autoencoder,
+    "the classifier (section 2)": check_classifier,
+    "the autoencoder steps (section 3)": check_autoencoder_steps,
+    "the classifier steps (section 3)": check_classifier_steps,
+}
+"""The checks of the parts a trained model is made of, in the notebook's order."""
+
+AUTOENCODER_PARTS = (
+    "the encoder (section 2)",
+    "the decoder (section 2)",
+    "the autoencoder (section 2)",
+    "the autoencoder steps (section 3)",
+)
+"""The parts that the trained autoencoder depends on."""
+
+
+def failing_part(parts: tuple[str, ...] | None = None) -> str | None:
+    """The first of ``parts`` (names in PARTS; None: all of them) whose check fails, as one
+    sentence with that check's message, or None when they all pass.
+
+    A trained model that falls short is most often the result of a mistake in one of its parts,
+    not of its hyperparameters: this is what the trained-model checks say first.
+    """
+    for name in parts or tuple(PARTS):
+        try:
+            with torch.random.fork_rng(), contextlib.redirect_stdout(io.StringIO()):
+                PARTS[name]()
+        except Exception as error:  # an AssertionError, or e.g. a NotImplementedError
+            kind = "" if isinstance(error, AssertionError) else f"{type(error).__name__}: "
+            message = f"{kind}{error}".strip()
+            return f"the check of {name} fails: {message}{'' if message.endswith('.') else '.'}"
+    return None
+
+
+def _short_of(result: str, parts: tuple[str, ...] | None, advice: str) -> str:
+    """Why a trained model fell short: an earlier part that fails its check, else ``advice``."""
+    cause = failing_part(parts)
+    if cause is None:
+        return f"{result}: {advice}"
+    return (
+        f"{result} because an earlier part is wrong: {cause} Fix that part first (its check "
+        "cell says how), then run the notebook again from there; hyperparameters will not help."
+    )
+
 
 def check_trained_autoencoder(
     autoencoder: nn.Module, images: torch.Tensor, max_error: float = 0.035
-) -> float:
+) -> None:
     """The trained autoencoder's mean squared reconstruction error on ``images`` is below
-    ``max_error``, its reconstructions have the images' shape and lie in [0, 1]. Returns it."""
+    ``max_error``, its reconstructions have the images' shape and lie in [0, 1]."""
     with torch.no_grad():
         reconstructions = autoencoder.eval()(images[:50])
     assert reconstructions.shape == images[:50].shape, (
@@ -598,32 +647,36 @@ def check_trained_autoencoder(
     )
     error = evaluate_autoencoder(autoencoder, images, "l2")
     print(f"Mean squared reconstruction error on {len(images):,} held-out images: {error:.4f}")
-    assert error < max_error, (
-        f"The reconstruction error {error:.4f} is not below {max_error}: train the autoencoder "
-        "longer (AE_EPOCHS) or with a larger latent code (LATENT_DIM), in section 4."
-    )
-    return error
+    if error >= max_error:
+        raise AssertionError(
+            _short_of(
+                f"The reconstruction error {error:.4f} is not below {max_error}",
+                AUTOENCODER_PARTS,
+                "train the autoencoder longer (AE_EPOCHS) or with a larger latent code "
+                "(LATENT_DIM), in section 4.",
+            )
+        )
 
 
 def check_saved_classifier(
     path: str | Path, images: torch.Tensor, labels: torch.Tensor, min_accuracy: float = 0.6
-) -> float:
-    """The saved classifier follows the model rules and reaches ``min_accuracy`` on the images.
-
-    Returns the accuracy.
-    """
+) -> None:
+    """The saved classifier follows the model rules and reaches ``min_accuracy`` on the images."""
     full_path = require_saved(str(path))
     check_model_file(full_path)
     model = load_checked_model(full_path).module()
     reached = accuracy(model, images, labels)
     print(f"Saved classifier: accuracy {reached:.2f} on {len(labels)} labeled images")
-    assert reached >= min_accuracy, (
-        f"The saved classifier reaches {reached:.2f}, below {min_accuracy}: improve the final "
-        "model (section 8) and run its cell again."
-    )
+    if reached < min_accuracy:
+        raise AssertionError(
+            _short_of(
+                f"The saved classifier reaches {reached:.2f}, below {min_accuracy}",
+                None,
+                "improve the final model (section 8) and run its cell again.",
+            )
+        )
     one_by_one = torch.cat([predict(model, images[i : i + 1]) for i in range(5)])
     assert torch.allclose(one_by_one, predict(model, images[:5]), atol=1e-4), (
         "The saved classifier gives other logits for an image alone than in a batch: its "
         "forward must treat every image on its own."
     )
-    return reached

@@ -102,8 +102,9 @@ def _submission_files() -> list[Path]:
 def notebook_problem(notebook: Path, newest_model: Path | None) -> str | None:
     """Why ``notebook`` as saved on disk is not ready to hand in, or None if it is.
 
-    It is not when its graded cells were never run in the saved file, or when it was saved
-    before ``newest_model`` was written (then the run that made the model is not in it).
+    It is not when it was saved before ``newest_model`` was written (the cells ran, but the
+    run that made the model is not saved in the file: the usual case right after Run All), or
+    when its graded cells were never run in the saved file.
     """
     try:
         cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
@@ -115,11 +116,14 @@ def notebook_problem(notebook: Path, newest_model: Path | None) -> str | None:
         if cell.get("cell_type") == "code"
         and cell.get("metadata", {}).get("nbgrader", {}).get("grade")
     ]
-    if any(cell.get("execution_count") is None for cell in graded):
-        return f"{notebook.name} on disk has graded cells that were never run"
     if newest_model is not None and notebook.stat().st_mtime < newest_model.stat().st_mtime:
         model = newest_model.relative_to(EXERCISE_DIR).as_posix()
-        return f"{notebook.name} on disk is older than {model}, so your last run is not saved in it"
+        return (
+            f"{notebook.name} on disk is older than {model}: your cells ran, but the notebook "
+            "was not saved after that run"
+        )
+    if any(cell.get("execution_count") is None for cell in graded):
+        return f"{notebook.name} on disk has graded cells that were never run"
     return None
 
 
