@@ -34,6 +34,9 @@ from .sandbox import Sandbox, untrusted
 GRADING_FOLDER = "grading"
 MAX_PROBE_JSON_BYTES = 1_000_000
 MAX_PROBE_ARRAY_BYTES = 64 * 2**20
+MAX_PROBE_UNPACKED_BYTES = 128 * 2**20
+"""What a probe's ``data.npz`` may unpack to, all arrays together (its file is at most
+MAX_PROBE_ARRAY_BYTES; a deflated member could otherwise inflate about 1000 times)."""
 
 _SPLITS: dict[tuple[str, str], object] = {}
 """Public splits loaded so far, by (data folder, name): loaded once per grading process, not once
@@ -101,13 +104,90 @@ def check_seed(key: bytes, submission_digest: str, cell: str) -> int:
     return int.from_bytes(digest[:6], "big")
 
 
+@dataclass(frozen=True)
+class ProbeData:
+    """What a probe wrote, read as data: ``values`` (``data.json`` merged with the arrays of
+    ``data.npz``), or None and ``problem``, a phrase saying why the data is unusable."""
+
+    values: dict | None
+    problem: str = ""
+
+
+def load_probe_data(folder: Path) -> ProbeData:
+    """Read a probe's output folder with the bounded readers of :mod:`.sandbox.untrusted`.
+
+    Never raises: a missing, oversized, over-deep or bomb-like file, an object dtype, even a
+    MemoryError while reading, comes back as ``ProbeData(None, problem)``.
+    """
+    try:
+        values = untrusted.load_json(folder, "data.json", MAX_PROBE_JSON_BYTES)
+        arrays = untrusted.load_arrays(
+            folder, "data.npz", MAX_PROBE_ARRAY_BYTES, MAX_PROBE_UNPACKED_BYTES
+        )
+    except untrusted.UnusableData as error:
+        return ProbeData(None, str(error))
+    except Exception as error:  # MemoryError, or a reader bug: still this submission's data
+        return ProbeData(None, f"its data could not be read ({type(error).__name__})")
+    return ProbeData({**values, **arrays})
+
+
 def read_probe_data(folder: Path) -> dict | None:
-    """What a probe wrote: ``data.json`` merged with the arrays of ``data.npz``, or None."""
-    values = untrusted.read_json(folder, "data.json", MAX_PROBE_JSON_BYTES)
-    arrays = untrusted.read_arrays(folder, "data.npz", MAX_PROBE_ARRAY_BYTES)
-    if values is None or arrays is None:
-        return None
-    return {**values, **arrays}
+    """What a probe wrote (see :func:`load_probe_data`), or None; never raises."""
+    return load_probe_data(folder).values
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The trusted outcome of one check: passed, or the one sentence saying why not."""
+
+    passed: bool
+    message: str = ""
+
+
+def unusable_data_message(cell: str, problem: str) -> str:
+    """The sentence for probe data that could not be used."""
+    because = f" ({problem})" if problem else ""
+    return (
+        f"The check of {cell} got no usable data from your code{because}, so it got no points; "
+        "return ordinary numbers and tensors from the functions it checks."
+    )
+
+
+def judge_probe(verdicts: ModuleType, cell: str, data: ProbeData, context: Context) -> Judgement:
+    """The verdict of ``cell`` on its probe's data; never raises.
+
+    Unusable data, an error the student's code raised in the probe, and any exception of the
+    verdict itself (data of an unexpected form, MemoryError, RecursionError) each fail the cell
+    with one sentence.
+    """
+    if data.values is None:
+        return Judgement(False, unusable_data_message(cell, data.problem))
+    raised = probe_error(data.values, cell)
+    if raised:
+        return Judgement(False, raised)
+    return _judged(cell, lambda: verdicts.judge(cell, data.values, context))
+
+
+def judge_saved_model(
+    verdicts: ModuleType, cell: str, logits, singles, batched, context: Context
+) -> Judgement:
+    """``verdicts.judge_saved_classifier`` on the model's public logits; never raises."""
+    return _judged(cell, lambda: verdicts.judge_saved_classifier(logits, singles, batched, context))
+
+
+def _judged(cell: str, judge) -> Judgement:
+    try:
+        passed, message = judge()
+    except Exception as error:
+        return Judgement(
+            False,
+            f"The check of {cell} could not use what your code returned "
+            f"({type(error).__name__}), so it got no points; run the notebook's public check of "
+            "that cell.",
+        )
+    if passed is not True:
+        return Judgement(False, str(message or f"The check of {cell} failed."))
+    return Judgement(True, "")
 
 
 def probe_problem(outcome, cell: str, sandbox: Sandbox) -> str:
