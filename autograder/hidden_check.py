@@ -73,15 +73,34 @@ def run_model(
             rule=f"No {MODEL_RELATIVE_PATH} in your submission: run the cell that saves the final "
             "model (section 8), then create the zip again with create_submission()."
         )
-    try:
-        rules.check_model_archive(model)
-    except rules.ModelRuleError as error:
-        return ModelRun(rule=str(error))
+    rule = check_archive(rules, model)
+    if rule:
+        return ModelRun(rule=rule)
     args = {"model": str(model), "images": str(images), "out": str(folder), "singles": SINGLES}
     outcome = warm.run(
         "model", args, sandbox, folder, folder.with_suffix(".log"), probe_env(folder)
     )
     return _read_run(outcome, folder, count, sandbox, rules)
+
+
+def check_archive(rules: ModuleType, model: Path) -> str:
+    """The sentence of the rule ``model`` breaks, or "" when the validator accepts it.
+
+    Never raises: the validator answers every archive with a ModelRuleError of its own, and
+    anything else it might raise on hostile bytes (a bug of the validator, MemoryError) is
+    answered here as an unreadable model file, so the submission keeps its other points.
+    """
+    try:
+        rules.check_model_archive(model)
+    except rules.ModelRuleError as error:
+        return clean_text(str(error), 1000)
+    except Exception as error:
+        return (
+            f"{MODEL_RELATIVE_PATH} could not be read as a valid exported program "
+            f"({type(error).__name__}); save the final model again with save_model (section 8) "
+            "and create the zip again with create_submission()."
+        )
+    return ""
 
 
 def _read_run(
@@ -101,7 +120,7 @@ def _read_run(
     logits = untrusted.read_array(folder, "logits.npy", limit)
     singles = untrusted.read_array(folder, "singles.npy", limit)
     if logits is None or singles is None:
-        detail = f" ({clean_text(error, 200)})" if error else ""
+        detail = f" ({clean_text(str(error), 200)})" if error else ""
         return ModelRun(
             problem="Running your saved model on the test images failed"
             f"{detail}; check that save_model runs without an error and create the zip again.",
@@ -119,6 +138,12 @@ def hidden_result(run: ModelRun, labels: np.ndarray, points: float, pass_accurac
     """Score the model's logits on the hidden images (the first ``len(labels)`` rows)."""
     if run.logits is None:
         return HiddenResult(None, 0.0, points, run.rule or run.problem, run.seconds)
+    if not np.isfinite(run.logits).all():
+        message = (
+            "Your model returned NaN or infinite logits on the hidden test images, so it gets "
+            "no hidden points; train it with a smaller learning rate and save it again."
+        )
+        return HiddenResult(None, 0.0, points, message, run.seconds)
     predicted = run.logits[: len(labels)].argmax(axis=1)
     accuracy = round(float(np.mean(predicted == labels)), 4)
     if accuracy >= pass_accuracy:

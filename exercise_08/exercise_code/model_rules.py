@@ -22,6 +22,12 @@ The rules:
 - input float32 images (N, 1, 28, 28) in [0, 1] for any batch size N, output finite logits
   (N, 10).
 
+Whatever bytes the file holds, the check answers with acceptance or a ModelRuleError, in
+bounded time and memory: the zip's member count and unpacked sizes are checked before reading,
+JSON nesting is measured on the raw text before parsing (the parser recurses), sizes, strides and
+ranks of stored tensors are bounded, and any other error while reading becomes the sentence that
+the file is not a valid model.
+
 This file is given. The autograder loads it by file path, so it imports only torch and the
 standard library.
 """
@@ -31,6 +37,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -173,6 +180,15 @@ _ENTRY = re.compile(
     r"|data/constants/model_constants_config\.json|data/constants/tensor_\d{1,6})"
 )
 _MAX_JSON_BYTES = 8_000_000
+_MAX_JSON_DEPTH = 64
+"""A model saved with save_model nests its JSON 9 levels deep; deeper JSON is refused unread."""
+_MAX_ENTRIES = 10_000
+_MAX_RANK = 8
+_MAX_EXTENT = 2**31
+"""No size, stride or offset of a stored tensor may reach this (5,000,000 numbers never need it)."""
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+"""A JSON string (one way to match each character: linear time, even unterminated)."""
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 
 
 class ModelRuleError(Exception):
@@ -201,13 +217,15 @@ def _read_entries(path: Path) -> dict[str, bytes]:
     """The archive's files by their name below its one top folder (example inputs, which are
     pickled, are never read)."""
     try:
+        if path.read_bytes().count(b"PK\x01\x02") > _MAX_ENTRIES:
+            raise _refuse(f"{path.name} holds too many files", "save it with save_model")
         with zipfile.ZipFile(path) as archive:
             infos = [i for i in archive.infolist() if not i.is_dir()]
             names = {i.filename.partition("/")[2]: i for i in infos}
             tops = {i.filename.partition("/")[0] for i in infos}
             if len(tops) != 1 or "archive_format" not in names:
                 raise zipfile.BadZipFile("no torch.export archive")
-            if sum(i.file_size for i in infos) > 4 * MAX_FILE_BYTES or len(infos) > 10_000:
+            if sum(i.file_size for i in infos) > 4 * MAX_FILE_BYTES or len(infos) > _MAX_ENTRIES:
                 raise _refuse(f"{path.name} unpacks to too much data", "save it with save_model")
             unknown = sorted(name for name in names if not _ENTRY.fullmatch(name))
             if unknown:
@@ -217,15 +235,34 @@ def _read_entries(path: Path) -> dict[str, bytes]:
                     "save the model again with save_model",
                 )
             return {
-                name: archive.read(info)
+                name: _read_member(archive, info)
                 for name, info in names.items()
                 if name != "data/sample_inputs/model.pt"
             }
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, zlib.error) as error:
         raise ModelRuleError(
             f"{path.name} is not a model saved with torch.export ({type(error).__name__}); "
             "save it again with save_model."
         ) from error
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes, reading at most what it declares (whatever its data would inflate to)."""
+    with archive.open(info) as member:
+        data = member.read(info.file_size + 1)
+    if len(data) > info.file_size:
+        raise zipfile.BadZipFile("a member unpacks to more than it declares")
+    return data
+
+
+def _json_depth(data: bytes) -> int:
+    """How deep JSON text nests, counted on the raw text (strings taken out) without parsing."""
+    brackets = _JSON_STRING.sub(b'""', data).translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    marks = torch.frombuffer(bytearray(brackets), dtype=torch.uint8)
+    steps = ((marks == ord("[")) | (marks == ord("{"))).to(torch.int32) * 2 - 1
+    return int(torch.cumsum(steps, 0).max())
 
 
 def _json(entries: dict[str, bytes], name: str) -> dict:
@@ -237,12 +274,23 @@ def _json(entries: dict[str, bytes], name: str) -> dict:
             f"The model's {name} is larger than {_MAX_JSON_BYTES // 10**6} MB (far more operations "
             "than a network of linear layers needs); save a smaller model with save_model."
         )
+    if _json_depth(data) > _MAX_JSON_DEPTH:
+        raise ModelRuleError(
+            f"The model's {name} nests more than {_MAX_JSON_DEPTH} levels deep, which a model "
+            "saved with save_model never does; save it again with save_model."
+        )
     try:
         value = json.loads(data)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise ModelRuleError(f"{name} in the model file is not JSON; save it again.") from error
     if not isinstance(value, dict):
         raise ModelRuleError(f"{name} in the model file is not a JSON object; save it again.")
+    return value
+
+
+def _list(value: object) -> list:
+    if not isinstance(value, list):
+        raise ModelRuleError("A stored tensor's shape is not a list; save the model again.")
     return value
 
 
@@ -276,6 +324,8 @@ def _stored_tensors(entries: dict[str, bytes], kind: str) -> dict[str, tuple]:
                 "use ordinary float tensors and save the model again with save_model",
             )
         path_name, tensor = meta.get("path_name"), meta.get("tensor_meta") or {}
+        if not isinstance(tensor, dict):
+            raise _refuse(f"The model file lists {name!r} in an unknown form", "save it again")
         if not isinstance(path_name, str) or not path_name.startswith(prefix):
             raise _refuse(f"The model file lists {name!r} in an unknown form", "save it again")
         data = entries.get(f"data/{kind}/{path_name}")
@@ -285,13 +335,18 @@ def _stored_tensors(entries: dict[str, bytes], kind: str) -> dict[str, tuple]:
                 f"The stored tensor {name!r} is missing or of an unsupported type",
                 "keep weights as dense float tensors and save it again",
             )
-        sizes = _ints(tensor.get("sizes", []), name)
-        strides = _ints(tensor.get("strides", []), name)
+        sizes = _ints(_list(tensor.get("sizes", [])), name)
+        strides = _ints(_list(tensor.get("strides", [])), name)
         offset = _ints([tensor.get("storage_offset", {"as_int": 0})], name)[0]
         element = torch.empty((), dtype=dtype).element_size()
-        needed = offset + sum((s - 1) * st for s, st in zip(sizes, strides, strict=True)) + 1
-        if len(sizes) != len(strides) or min([offset, *sizes, *strides], default=0) < 0:
+        extents = [offset, *sizes, *strides]
+        if (
+            len(sizes) != len(strides)
+            or len(sizes) > _MAX_RANK
+            or not all(0 <= n < _MAX_EXTENT for n in extents)
+        ):
             raise _refuse(f"The stored tensor {name!r} has a broken shape", "save it again")
+        needed = offset + sum((s - 1) * st for s, st in zip(sizes, strides, strict=True)) + 1
         if 0 not in sizes and needed * element > len(data):
             raise _refuse(f"The stored tensor {name!r} is cut short", "save it again")
         tensors[name] = (dtype, sizes, strides, offset, data)
@@ -505,6 +560,19 @@ def check_model_archive(path: str | Path) -> CheckedArchive:
             f"No saved model at {path}; run the cell that trains and saves the final model "
             "(section 8) to create it."
         )
+    try:
+        return _check_archive(path)
+    except ModelRuleError:
+        raise
+    except Exception as error:
+        raise ModelRuleError(
+            f"{path.name} could not be read as a valid exported program ({type(error).__name__}); "
+            "save the model again with save_model and check that it loads."
+        ) from error
+
+
+def _check_archive(path: Path) -> CheckedArchive:
+    """:func:`check_model_archive` on an existing file; may raise anything on hostile bytes."""
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise ModelRuleError(
