@@ -8,6 +8,11 @@ mistake that explains the difference (a known wrong variant of the reference) so
 student reads the cause and what to change, never a fix that does not match what failed.
 
 ``judge(check, data, context)`` returns ``(passed, message)``; the message is "" when passed.
+
+Probe data is hostile data: any number in it may be NaN or infinite, and NaN compares False
+with everything, so ``nan >= limit`` would let it through. Every check therefore looks for
+non-finite numbers first (:func:`non_finite`) and fails with a sentence naming them, and every
+threshold is written as ``not (value < limit)``, which NaN can never pass.
 """
 
 from __future__ import annotations
@@ -33,6 +38,32 @@ def fail(message: str) -> Result:
     return False, message
 
 
+def is_finite(value: object) -> bool:
+    """Whether ``value`` (an array, a number, or a list of them) holds finite numbers only;
+    anything else (text, None) counts as finite here: other checks judge its type."""
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind not in "fc" or bool(np.isfinite(value).all())
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(is_finite(item) for item in value)
+    return True
+
+
+def non_finite(data: dict, prefix: str = "", skip: tuple[str, ...] = ()) -> str:
+    """The first key (of those starting with ``prefix``, none ending in ``skip``) whose value
+    holds NaN or an infinity, else ""."""
+    for key, value in data.items():
+        if key.startswith(prefix) and not (skip and key.endswith(skip)) and not is_finite(value):
+            return key
+    return ""
+
+
+def non_finite_message(what: str, key: str, change: str) -> str:
+    """The sentence for NaN or infinite numbers in ``key`` of what a probe returned."""
+    return f"{what} gave NaN or infinite numbers ({key}), so it cannot pass; {change}"
+
+
 def close(value: object, expected: torch.Tensor) -> bool:
     """Whether probe data ``value`` is an array equal to ``expected`` up to float rounding."""
     if not isinstance(value, np.ndarray) or value.shape != tuple(expected.shape):
@@ -43,7 +74,8 @@ def close(value: object, expected: torch.Tensor) -> bool:
 
 
 def _load_linear(model: nn.Module, data: dict, prefix: str) -> bool:
-    """Copy the probe's linear weights (in order) into ``model``'s; False if they do not fit."""
+    """Copy the probe's linear weights (in order) into ``model``'s; False if they do not fit
+    or are not all finite."""
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
     with torch.no_grad():
         for number, layer in enumerate(layers):
@@ -51,6 +83,8 @@ def _load_linear(model: nn.Module, data: dict, prefix: str) -> bool:
             if not isinstance(weight, np.ndarray) or weight.shape != tuple(layer.weight.shape):
                 return False
             if not isinstance(bias, np.ndarray) or bias.shape != tuple(layer.bias.shape):
+                return False
+            if not (is_finite(weight) and is_finite(bias)):
                 return False
             layer.weight.copy_(torch.from_numpy(weight))
             layer.bias.copy_(torch.from_numpy(bias))
@@ -78,6 +112,16 @@ def judge_networks(data: dict, context, decoder: bool) -> Result:
         if f"{prefix}error" in data:
             return fail(
                 f"{label} raised {data[f'{prefix}error']}; fix that in exercise_code/networks.py."
+            )
+        bad = non_finite(data, prefix)
+        if bad:
+            return fail(
+                non_finite_message(
+                    label,
+                    bad,
+                    "initialize its layers as nn.Linear does (do not overwrite the weights) and "
+                    "check exercise_code/networks.py.",
+                )
             )
         sizes = [784, *hidden, latent]
         if decoder:
@@ -144,6 +188,15 @@ def judge_autoencoder(data: dict, context) -> Result:
         return fail(
             f"Autoencoder.forward raised {data['error']}; fix it in exercise_code/networks.py."
         )
+    bad = non_finite(data)
+    if bad:
+        return fail(
+            non_finite_message(
+                "Autoencoder.forward",
+                bad,
+                "for a known encoder and decoder it must return self.decoder(self.encoder(x)).",
+            )
+        )
     encoder, decoder = probes.GraderEncoder(4, 16, seed), probes.GraderDecoder(4, 16, seed + 1)
     x = probes.images(seed, 6)
     expected = decoder(encoder(x))
@@ -183,6 +236,13 @@ def judge_classifier(data: dict, context) -> Result:
         return fail(
             f"Classifier.forward raised {data['error']}; fix it in exercise_code/networks.py."
         )
+    bad = non_finite(data)
+    if bad:
+        return fail(
+            non_finite_message(
+                "Classifier", bad, "feed the encoder's latent code to an nn.Linear head as it is."
+            )
+        )
     head = nn.Linear(5, 10)
     if not _load_linear(head, data, "head_"):
         return fail("The head's nn.Linear needs a bias (nn.Linear's default).")
@@ -206,6 +266,14 @@ def judge_classifier(data: dict, context) -> Result:
 
 
 # ----------------------------------------------------------------------------- steps
+
+
+_NO_GRADIENT_KEYS = tuple(f"grads{n}" for n in range(probes.STEPS))
+"""A step's gradients are NaN where there were none (the probe's mark for "no backward")."""
+_STEP_ADVICE = (
+    "compute the loss of this batch with the given loss function, then zero_grad, backward and "
+    "step once, and return loss.item()."
+)
 
 
 class _Variant:
@@ -292,6 +360,9 @@ def judge_autoencoder_steps(data: dict, context) -> Result:
         type_problem = _check_types(data, prefix, name, "float")
         if type_problem:
             return fail(type_problem)
+        bad = non_finite(data, prefix, skip=_NO_GRADIENT_KEYS)
+        if bad:
+            return fail(non_finite_message(name, bad, _STEP_ADVICE))
 
         def step(m, x, o, kind=kind):
             return training.autoencoder_train_step(m, x, o, kind)
@@ -336,6 +407,9 @@ def _judge_validation(data: dict, name: str, expected: dict) -> Result:
         prefix = f"val_{kind}_" if kind else "val_"
         if f"{prefix}error" in data:
             return fail(f"{name} raised {data[f'{prefix}error']}.")
+        bad = non_finite(data, prefix)
+        if bad:
+            return fail(non_finite_message(name, bad, "return the batch's loss as loss.item()."))
         values = value if isinstance(value, tuple) else (value,)
         types = ",".join("float" if isinstance(v, float) else "int" for v in values)
         if data.get(f"{prefix}types") != types:
@@ -378,6 +452,9 @@ def judge_classifier_steps(data: dict, context) -> Result:
     type_problem = _check_types(data, "train_", name, "float,int")
     if type_problem:
         return fail(type_problem)
+    bad = non_finite(data, "train_", skip=_NO_GRADIENT_KEYS)
+    if bad:
+        return fail(non_finite_message(name, bad, _STEP_ADVICE))
     runs = _reference_run(
         training.classifier_train_step, probes.step_classifier(seed), (batch, targets)
     )
@@ -442,6 +519,13 @@ def judge_trained_autoencoder(data: dict, context) -> Result:
             f"The saved autoencoder's latent size is {latent}; use a bottleneck of 1 to "
             f"{MAX_LATENT_DIM} numbers, train it again and save it."
         )
+    bad = non_finite(data)
+    if bad:
+        return fail(
+            f"Your saved autoencoder has NaN or infinite weights ({bad}), so it cannot pass; "
+            "train it again (a smaller learning rate keeps the loss finite) and save it with "
+            "save_autoencoder."
+        )
     networks = context.reference("networks")
     try:
         model = networks.Autoencoder(latent, tuple(hidden)).eval()
@@ -457,7 +541,13 @@ def judge_trained_autoencoder(data: dict, context) -> Result:
     with torch.no_grad():
         mse = F.mse_loss(model(held_out), held_out).item()
         test_mse = F.mse_loss(model(test), test).item()
-    if mse >= 0.035 or test_mse >= 0.04:
+    if not (math.isfinite(mse) and math.isfinite(test_mse)):
+        return fail(
+            f"The saved autoencoder's reconstruction error is {mse} on the held-out images and "
+            f"{test_mse} on the public test images (not finite numbers), so it cannot pass; train "
+            "it again with a smaller learning rate and save it."
+        )
+    if not (mse < 0.035 and test_mse < 0.04):
         return fail(
             f"The saved autoencoder's reconstruction error is {mse:.4f} on the 1,000 held-out "
             f"images and {test_mse:.4f} on the public test images (limits 0.035 and 0.04); train "
@@ -477,17 +567,23 @@ def judge_saved_classifier(
 ) -> Result:
     """The saved classifier on :func:`model_images` (``logits``): 60% on the public test and val
     splits; and the same logits for an image alone (``singles``) as in a batch (``batched``)."""
+    for name, values in (("logits", logits), ("single-image logits", singles)):
+        if not isinstance(values, np.ndarray) or not is_finite(values):
+            return fail(
+                f"The saved classifier returned NaN or infinite {name}, so it cannot pass; train "
+                "it again with a smaller learning rate and save it with save_model."
+            )
     test, val = context.split("labeled_test"), context.split("labeled_val")
     accuracies = []
     for part, split in ((logits[: len(test)], test), (logits[len(test) :], val)):
         accuracies.append(float((torch.from_numpy(part).argmax(1) == split.labels).float().mean()))
-    if accuracies[0] < 0.6 or accuracies[1] < 0.6:
+    if not (accuracies[0] >= 0.6 and accuracies[1] >= 0.6):
         return fail(
             f"The saved classifier reaches {accuracies[0]:.2f} on the public test split and "
             f"{accuracies[1]:.2f} on the validation split (0.60 needed); train it further "
             "(section 8) and save it again."
         )
-    if not np.allclose(singles, batched, atol=1e-4):
+    if not (np.shape(singles) == np.shape(batched) and np.allclose(singles, batched, atol=1e-4)):
         return fail(
             "The saved classifier gives an image other logits alone than in a batch; save it in "
             "eval mode with save_model."

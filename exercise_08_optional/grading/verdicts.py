@@ -5,6 +5,11 @@ runs the reference layers (the SOURCE ``exercise_code/layers.py``) on them and c
 they differ, it names the typical mistake that explains the difference.
 
 ``judge(check, data, context)`` returns ``(passed, message)``; the message is "" when passed.
+
+Probe data is hostile data: an array may hold NaN or infinities, and NaN compares False with
+everything (``np.allclose`` even calls two infinities close). So every array a check reads goes
+through :func:`_missing`, which fails NaN and infinite values with a sentence naming them, and
+:func:`close` requires finite values as well.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ def fail(message: str) -> Result:
 
 
 def close(value: object, expected: np.ndarray, tolerance: float = 1e-8) -> bool:
+    """Whether ``value`` is a finite float array equal to ``expected`` up to rounding."""
     return (
         isinstance(value, np.ndarray)
         and value.shape == np.shape(expected)
         and value.dtype.kind == "f"
+        and bool(np.isfinite(value).all())
         and bool(np.allclose(value, expected, rtol=1e-6, atol=tolerance))
     )
 
@@ -42,6 +49,13 @@ def _missing(data: dict, key: str, function: str) -> str:
         return f"{function} returned None; fill in the region marked YOUR CODE HERE."
     if not isinstance(data.get(key), np.ndarray):
         return f"{function} returned nothing usable."
+    if data[key].dtype.kind not in "biuf":
+        return f"{function} returned {data[key].dtype} values, not numbers."
+    if not np.isfinite(data[key]).all():
+        return (
+            f"{function} returned NaN or infinite values for finite inputs ({key}), so it cannot "
+            "pass; look for a division by zero or a square root of a negative number."
+        )
     return ""
 
 
@@ -237,6 +251,9 @@ def judge_running_stats(data: dict, context) -> Result:
         history = data.get(f"c{case}_history")
         if not isinstance(history, np.ndarray) or history.shape != (steps, 4 * d):
             return fail("batchnorm_forward did not keep running_mean and running_var in bn_param.")
+        problem = _missing(data, f"c{case}_history", "batchnorm_forward")
+        if problem:
+            return fail(problem.replace("values for", "running statistics for"))
         for step, (mean, var, biased_var, twice_var) in enumerate(expected):
             found_mean, found_var, caller_mean, caller_var = np.split(history[step], 4)
             if not close(found_mean, mean):
@@ -310,7 +327,10 @@ def judge_label_breaking(data: dict, context) -> Result:
         return fail(f"Your answer cell raised {data['error']}.")
     if "answer" not in data:
         return fail(f"label_breaking must be a set of names, not {data.get('kind')}.")
-    answer, expected = set(data["answer"]), reference_answer(context)
+    names = data["answer"]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        return fail("label_breaking must be a set of transform names (strings).")
+    answer, expected = set(names), reference_answer(context)
     if answer != expected:
         return fail(
             "label_breaking is not the set of transforms that change or destroy a digit's label; "
