@@ -33,3 +33,40 @@ def student_data_dir(prepared_data_dir: Path, tmp_path: Path) -> Path:
     for name in TRAIN_FILES:
         shutil.copyfile(prepared_data_dir / "MNIST" / "raw" / name, raw / name)
     return tmp_path / "data"
+
+
+# --- Real servers (tests/servers.py) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_left_running():
+    """At the end of the session (each pytest-xdist worker's own), every process group started
+    through tests/servers.py must be gone: one that is not is killed, and the session fails."""
+    yield
+    import sys
+
+    servers = sys.modules.get("servers")
+    if servers is None:  # nothing was started through it
+        return
+    report = servers.kill_leftovers()
+    if report:
+        pytest.fail("servers left running by the tests:\n" + "\n".join(report), pytrace=False)
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path):
+    """A PostgreSQL server of the test's own (tests/servers.py); its SQLAlchemy URL."""
+    from servers import postgres_server
+
+    with postgres_server(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def two_worker_cluster(tmp_path: Path):
+    """A real Dask scheduler and two workers (``worker-0``, ``worker-1``: nanny, one thread,
+    ``grader=1``) on 127.0.0.1 (tests/servers.py ``DaskCluster``; ``.address``, ``.workers``)."""
+    from servers import dask_cluster
+
+    with dask_cluster(2, tmp_dir=tmp_path) as cluster:
+        yield cluster
