@@ -493,3 +493,90 @@ def test_reading_what_a_job_wrote_follows_no_link_and_accepts_regular_files_only
     assert untrusted.read_json(job, "big.json", 1000) is None
     assert untrusted.read_json(job, "../secret.json", 1000) is None
     assert untrusted.read_array(job, "object.npy", 10_000) is None
+
+
+# ---------------------------------------------------------------- memory without a cgroup
+
+
+USES_MEMORY = """
+import os, time
+children = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(160 * 2**20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        time.sleep(20)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+"""
+"""Three processes of 160 MB each, all of it touched: 480 MB resident together, each process on
+its own well below 300 MB."""
+
+RESERVES_ADDRESS_SPACE = """
+import mmap, time
+reserved = mmap.mmap(-1, 8 * 2**30, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for i in range(0, 50 * 2**20, 4096):
+    reserved[i] = 1
+time.sleep(1.5)
+print('done', flush=True)
+"""
+"""8 GB of address space of which 50 MB are used (what torch's mappings and thread stacks are
+like); it must not be stopped under a 300 MB limit."""
+
+
+@pytest.fixture
+def no_memory_cgroup(monkeypatch):
+    """The sandbox as on a laptop or in a container without a delegated memory cgroup."""
+    from autograder.sandbox import run
+
+    state = run.support()
+    monkeypatch.setattr(
+        run, "support", lambda: run.Support(state.root, state.namespaces, cgroups.CgroupPlan())
+    )
+
+
+def test_without_a_memory_cgroup_a_job_is_stopped_for_what_it_uses_not_what_it_maps(
+    open_tmp, no_memory_cgroup
+):
+    limits = {"memory_bytes": 300 * 2**20, "timeout_s": 60}
+    over = _run(USES_MEMORY, _work(_mkdir(open_tmp / "over"), None), None, **limits)
+    assert over.over_memory and not over.timed_out
+    assert over.seconds < 15 and over.returncode != 0
+
+    mapped = _run(RESERVES_ADDRESS_SPACE, _work(_mkdir(open_tmp / "mapped"), None), None, **limits)
+    assert (mapped.returncode, mapped.over_memory) == (0, False), mapped.log
+    assert "done" in mapped.log
+
+
+def test_without_a_memory_cgroup_a_warm_parent_payload_is_stopped_for_what_it_uses(
+    open_tmp, no_memory_cgroup
+):
+    probes = open_tmp / "probes.py"
+    probes.write_text(
+        "def run(check, seed, files):\n"
+        "    code = {'over': USES, 'mapped': MAPS}[check]\n"
+        "    exec(code, {'__name__': 'probe'})\n"
+        "    return {'check': check}\n"
+        f"USES = {USES_MEMORY!r}\nMAPS = {RESERVES_ADDRESS_SPACE!r}\n"
+    )
+    warm = WarmParent({"modules": {"probes": str(probes)}})
+    outcomes = {}
+    try:
+        for check in ("over", "mapped"):
+            out = _work(_mkdir(open_tmp / check), None)
+            args = {"code": str(open_tmp), "files": "", "out": str(out), "check": check, "seed": 1}
+            sandbox = Sandbox(60, 300 * 2**20)
+            outcomes[check] = warm.run("probe", args, sandbox, out, out.parent / "log", {})
+    finally:
+        warm.close()
+    assert outcomes["over"].over_memory and outcomes["over"].seconds < 15
+    assert (outcomes["mapped"].returncode, outcomes["mapped"].over_memory) == (0, False)
+
+
+def _mkdir(folder: Path) -> Path:
+    folder.mkdir()
+    return folder

@@ -5,6 +5,7 @@
 - :mod:`.run`: :class:`Sandbox` settings, :func:`run_sandboxed` for a command, the job's cgroup
   and kill, :func:`isolation_warning` for what this machine cannot isolate;
 - :mod:`.cgroups`: per-job memory and process limits and the kill (cgroup v1 and v2);
+- :mod:`.watchdog`: the memory limit where no cgroup gives one (what the job's processes use);
 - :mod:`.slots`: the sandbox user ids and the check that none of their processes is left;
 - :mod:`.zygote`, :mod:`.warm_parent`, :mod:`.worker`: the warm parent that forks isolated
   payloads (a probe of the student's modules, or the handed-in model on images);

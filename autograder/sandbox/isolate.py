@@ -12,8 +12,8 @@ What :func:`isolate` does to the calling process, in this order (the spec is a d
 :func:`autograder.sandbox.run.isolation_spec`):
 
 1. joins the job's cgroups (memory and process limits across all its processes; root only);
-2. sets resource limits (file size, open files, core dumps; processes and address space where
-   no cgroup limits them);
+2. sets resource limits (file size, open files, core dumps; processes where no cgroup limits
+   them; memory without a cgroup is the grader's watchdog's, :mod:`autograder.sandbox.watchdog`);
 3. unshares new mount, PID, IPC, UTS and network namespaces (without root: inside a new user
    namespace that maps only the caller's own user id);
 4. forks the namespace's init (PID 1), which builds a private, read-only world and then forks
@@ -109,31 +109,19 @@ def join_cgroups(procs_files: list[str]) -> None:
 def set_limits(limits: dict) -> None:
     """Hard resource limits; ``None`` or a missing key leaves that limit as it is.
 
-    ``address_space_above`` limits the address space to what the process already has plus that
-    many bytes (without a memory cgroup the only memory limit there is; a child forked from
-    the warm parent starts with torch's few GB of address space already in use).
+    No address-space limit is set: torch reserves gigabytes of address space it never uses, so
+    ``RLIMIT_AS`` stopped honest jobs; memory is limited by what a job uses (a cgroup, or the
+    grader's watchdog).
     """
     names = {
         "file_bytes": resource.RLIMIT_FSIZE,
         "open_files": resource.RLIMIT_NOFILE,
         "processes": resource.RLIMIT_NPROC,
-        "address_space": resource.RLIMIT_AS,
         "core": resource.RLIMIT_CORE,
     }
-    if limits.get("address_space_above") is not None:
-        limits = {**limits, "address_space": _address_space() + limits["address_space_above"]}
     for key, which in names.items():
         if limits.get(key) is not None:
             resource.setrlimit(which, (limits[key], limits[key]))
-
-
-def _address_space() -> int:
-    """This process's virtual memory size in bytes (a forked child inherits its parent's)."""
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def unshare_namespaces(as_root: bool) -> None:

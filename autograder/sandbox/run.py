@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import cgroups
 from .slots import running_as_root
+from .watchdog import POLL_S, MemoryWatchdog
 
 ISOLATE = Path(__file__).with_name("isolate.py")
 ISOLATION_FAILED = 125
@@ -42,8 +43,8 @@ class Sandbox:
 
     - timeout_s: wall clock; the whole job is killed after it.
     - memory_bytes: memory of all the job's processes together (a cgroup); without a memory
-      cgroup, the address space each process may add to what it has when the job starts
-      (``RLIMIT_AS``) instead.
+      cgroup, what they hold in memory, watched by :mod:`autograder.sandbox.watchdog` (never
+      their address space, which torch reserves in gigabytes it does not use).
     - uid: run as this user and group id (root only; ``None`` keeps the current user).
     - cwd_writable: the job's working folder, bound writable (the only writable place on disk
       besides ``rw_binds``).
@@ -78,8 +79,9 @@ class Outcome:
 
     ``returncode`` is the exit status (128 + N or negative: killed by signal N); ``timed_out``:
     the wall clock stopped it; ``over_disk_quota``: what it wrote when the quota stopped it
-    (e.g. "more than 2,048 MB of files"), else ""; ``over_memory`` / ``over_processes``: the
-    kernel stopped a process for the job's memory / refused one for its process limit;
+    (e.g. "more than 2,048 MB of files"), else ""; ``over_memory``: the kernel (memory cgroup)
+    or the memory watchdog stopped the job for its memory; ``over_processes``: the kernel
+    refused a process for the job's process limit;
     ``log``: the tail of its output.
     """
 
@@ -114,7 +116,10 @@ class Support:
                 "and a process it starts in a new session can outlive its job"
             )
         if self.cgroups.memory is None:
-            gaps.append("memory is limited per process (RLIMIT_AS), not per job")
+            gaps.append(
+                "memory is watched (what the job's processes hold, measured every "
+                f"{POLL_S:g} s), not limited by the kernel"
+            )
         if self.cgroups.pids is None:
             gaps.append("processes are limited per user id (RLIMIT_NPROC), not per job")
         return gaps
@@ -176,7 +181,6 @@ def isolation_spec(sandbox: Sandbox, cwd: Path, job: cgroups.JobCgroup | None) -
         "file_bytes": int(sandbox.max_file_bytes),
         "open_files": int(sandbox.max_open_files),
         "core": 0,
-        "address_space_above": None if state.cgroups.memory else int(sandbox.memory_bytes),
         "processes": None if state.cgroups.pids else _process_limit(sandbox),
     }
     return {
@@ -210,6 +214,48 @@ def start_job(sandbox: Sandbox) -> cgroups.JobCgroup | None:
     return cgroups.job_cgroup(sandbox.memory_bytes, sandbox.max_processes, plan)
 
 
+def memory_watchdog(sandbox: Sandbox, root_pid: int, shares_with: int | None = None):
+    """The watchdog of a job whose memory no cgroup limits (None when one does)."""
+    if support().cgroups.memory is not None or not sandbox.memory_bytes:
+        return None
+    return MemoryWatchdog(root_pid, sandbox.memory_bytes, support().namespaces, shares_with)
+
+
+class Watch:
+    """What a waiting loop checks at every poll: the wall clock, the memory watchdog (every
+    :data:`POLL_S` seconds) and the disk quota (every :data:`DISK_POLL_S` seconds)."""
+
+    def __init__(self, sandbox: Sandbox, start: float) -> None:
+        self.sandbox = sandbox
+        self.deadline = start + sandbox.timeout_s
+        self.watchdog: MemoryWatchdog | None = None
+        self.next_disk = start + DISK_POLL_S
+        self.timed_out, self.over_quota, self.over_memory = False, "", False
+
+    def wait_s(self) -> float | None:
+        """How long to wait before the next poll (None: until the deadline only)."""
+        left = max(0.0, self.deadline - time.monotonic())
+        if self.watchdog is not None:
+            return min(left, POLL_S)
+        return min(left, DISK_POLL_S) if self.sandbox.disk_paths else left
+
+    def stop(self) -> bool:
+        """Check the limits now; True when the job must be stopped."""
+        now = time.monotonic()
+        if now >= self.deadline:
+            self.timed_out = True
+            return True
+        if self.watchdog is not None and self.watchdog.over():
+            self.over_memory = True
+            self.watchdog.kill()
+            return True
+        if self.sandbox.disk_paths and now >= self.next_disk:
+            self.next_disk = now + DISK_POLL_S
+            self.over_quota = over_disk_quota(self.sandbox)
+            return bool(self.over_quota)
+        return False
+
+
 def end_job(job: cgroups.JobCgroup | None, fallback_kill: callable) -> tuple[bool, bool]:
     """Kill everything left of a job and remove its cgroup; ``(over_memory, over_processes)``.
 
@@ -237,24 +283,21 @@ def run_sandboxed(
     """Run ``argv`` isolated by ``sandbox`` in ``cwd`` with exactly ``env``; wait for it.
 
     stdout and stderr go to ``log_path`` (a file the grader owns). When the command ends, runs
-    out of time or over its disk quota, the whole job is killed (its cgroup; its PID namespace
-    dies with its init) before this returns.
+    out of time, over its disk quota or (without a memory cgroup) over its memory, the whole
+    job is killed (its cgroup; its PID namespace dies with its init) before this returns.
     """
     job = start_job(sandbox)
     start = time.monotonic()
-    deadline = start + sandbox.timeout_s
-    timed_out, over_quota = False, ""
+    watch = Watch(sandbox, start)
     with open(log_path, "wb") as log:
         process = launch(argv, isolation_spec(sandbox, cwd, job), "/", env, log)
+        watch.watchdog = memory_watchdog(sandbox, process.pid)
         try:
             while process.returncode is None:
-                left = deadline - time.monotonic()
                 try:
-                    process.wait(timeout=min(left, DISK_POLL_S) if sandbox.disk_paths else left)
+                    process.wait(timeout=watch.wait_s())
                 except subprocess.TimeoutExpired:
-                    timed_out = time.monotonic() >= deadline
-                    over_quota = "" if timed_out else over_disk_quota(sandbox)
-                    if timed_out or over_quota:
+                    if watch.stop():
                         break
         finally:
             over_memory, over_processes = end_job(job, lambda: _kill_group(process.pid))
@@ -264,11 +307,11 @@ def run_sandboxed(
         raise SandboxError(f"The sandbox could not start: {_tail(log_path, 500).strip()}")
     return Outcome(
         returncode=process.returncode,
-        timed_out=timed_out,
+        timed_out=watch.timed_out,
         seconds=time.monotonic() - start,
         log=_tail(log_path, log_tail_bytes),
-        over_disk_quota=over_quota,
-        over_memory=over_memory,
+        over_disk_quota=watch.over_quota,
+        over_memory=over_memory or watch.over_memory,
         over_processes=over_processes,
     )
 

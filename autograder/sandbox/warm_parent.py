@@ -24,9 +24,10 @@ from .run import (
     Outcome,
     Sandbox,
     SandboxError,
+    Watch,
     end_job,
     isolation_spec,
-    over_disk_quota,
+    memory_watchdog,
     scrubbed_env,
     start_job,
 )
@@ -100,7 +101,8 @@ class WarmParent:
     ) -> Outcome:
         """Fork ``payload(args)`` isolated by ``sandbox`` in ``cwd``; wait for it and return
         what happened. The job is killed (its cgroup, or its process group) when it ends, runs
-        out of time or over its disk quota."""
+        out of time, over its disk quota or (without a memory cgroup) over its memory; the
+        warm parent's own memory, which the child shares when it starts, is not charged."""
         self.start()
         if not self.ready.wait(START_TIMEOUT_S) or self.failure:
             raise WarmParentError(f"The warm parent did not start ({self.failure or 'timeout'}).")
@@ -109,7 +111,8 @@ class WarmParent:
         self.answers[number] = answers
         job = start_job(sandbox)
         start = time.monotonic()
-        timed_out, over_quota, code = False, "", None
+        watch = Watch(sandbox, start)
+        code = None
         try:
             spec = isolation_spec(sandbox, cwd, job)
             self._send(
@@ -122,18 +125,16 @@ class WarmParent:
                     "env": env,
                 }
             )
-            deadline = start + sandbox.timeout_s
             while True:
                 try:
-                    message = answers.get(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+                    message = answers.get(timeout=min(0.5, watch.wait_s()))
                 except queue.Empty:
-                    if time.monotonic() >= deadline:
-                        timed_out = True
-                        break
-                    over_quota = over_disk_quota(sandbox) if sandbox.disk_paths else ""
-                    if over_quota:
+                    if watch.stop():
                         break
                     continue
+                if "pid" in message and watch.watchdog is None:
+                    parent = self.process.pid if self.process else None
+                    watch.watchdog = memory_watchdog(sandbox, message["pid"], parent)
                 if "exit" in message:
                     code = message["exit"]
                     break
@@ -147,7 +148,13 @@ class WarmParent:
         if code == ISOLATION_FAILED:
             raise SandboxError(f"The sandbox of a {payload} could not start (see {log}).")
         return Outcome(
-            code, timed_out, time.monotonic() - start, "", over_quota, over_memory, over_processes
+            code,
+            watch.timed_out,
+            time.monotonic() - start,
+            "",
+            watch.over_quota,
+            over_memory or watch.over_memory,
+            over_processes,
         )
 
     def _kill(self, number: int) -> None:
