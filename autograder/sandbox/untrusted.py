@@ -246,10 +246,11 @@ def parse_npz(
             arrays, left = {}, max_unpacked
             for member in members:
                 name = member.filename.removesuffix(".npy")
+                bound = min(member.file_size, left)
                 with archive.open(member) as stream:
-                    raw = stream.read(left + 1)
-                if len(raw) > left:
-                    raise UnusableData(f"its arrays unpack to more than {max_unpacked:,} bytes")
+                    raw = stream.read(bound + 1)
+                if len(raw) > bound:
+                    raise UnusableData(f"{name!r} unpacks to more than it declares")
                 left -= len(raw)
                 arrays[name] = parse_npy(raw, f"the array {name!r}")
             return arrays

@@ -355,6 +355,22 @@ JUDGES = {
 }
 
 
+def non_finite(data: dict) -> str:
+    """The first key whose float array holds NaN or an infinity, else ""."""
+    for key, value in data.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            if not np.isfinite(value).all():
+                return key
+    return ""
+
+
 def judge(check: str, data: dict, context) -> Result:
-    """The verdict of ``check`` on its probe's ``data``."""
+    """The verdict of ``check`` on its probe's ``data``: no check passes with a NaN or an
+    infinity anywhere in what the probe returned (every input it draws is finite)."""
+    bad = non_finite(data)
+    if bad:
+        return fail(
+            f"Your code returned NaN or infinite values for finite inputs ({bad}), so the check "
+            "cannot pass; look for a division by zero or a square root of a negative number."
+        )
     return JUDGES[check](data, context)
