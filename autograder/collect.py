@@ -2,8 +2,10 @@
 
 Where the zips come from:
 
-- zip files, or folders of them (the ``*.zip`` files directly inside; macOS ``._*`` copies are
-  skipped). The student id comes from the file name: ``<id>.zip`` or ``<id>_<anything>.zip``,
+- zip files, or folders of them: every ``*.zip`` in the folder or any subfolder (a "late"
+  folder, an unpacked download) is an upload; every other file is skipped with one line saying
+  why (``notes.txt``, ``.DS_Store``, macOS ``._*`` copies; a ``__MACOSX`` folder in one line).
+  The student id comes from the zip's own file name: ``<id>.zip`` or ``<id>_<anything>.zip``,
   or the regex given as ``id_pattern`` (its group ``id``, else its first group, else the whole
   match, searched in the file name);
 - with ``lms="moodle"`` or ``"canvas"``: the LMS's bulk download of the assignment, as its zip
@@ -27,7 +29,10 @@ A usable student id passes :func:`autograder.results.is_student_id`. An upload w
 name with spaces, ``..``, non-ASCII or control characters; an LMS id missing from the roster; a
 roster value that is not a usable id) gets a rejected row under the placeholder id
 ``unnamed-<first 10 hex digits of the sha256 of its name>``, with one sentence naming the file
-and saying how to fix it; once fixed, the next collect forgets that row.
+and saying how to fix it. Once fixed (a new ``--id-pattern``, a roster row, the file renamed),
+the next collect forgets that row: the row of an upload that is no longer there (its file is
+gone, or it is no longer in the bulk zip collected again) goes; a row of an upload that still
+lies elsewhere stays, so collecting in parts keeps the rows of the other parts.
 
 Each zip is checked before anything is written:
 
@@ -226,6 +231,7 @@ def _collect_all(
             _forget_placeholder(course_dir, assignment, upload, student_id, manifest)
         by_student.setdefault(student_id, []).append(replace(upload, problem=problem))
 
+    _forget_stale_placeholders(course_dir, assignment, uploads, by_student, manifest)
     outcomes = []
     for student_id in sorted(by_student):
         chosen, older = _choose(student_id, by_student[student_id], lms is not None)
@@ -313,17 +319,38 @@ def _uploads(paths: list[Path], lms: str | None, staging: Path, limits: Limits) 
 
 
 def _plain_uploads(path: Path) -> list[Upload]:
+    """The zips of a file or a folder (subfolders included); one line for each file skipped."""
     if path.is_file():
         return [Upload(path, path.name, path.name, str(path.resolve()))]
     uploads = []
-    for child in sorted(path.iterdir()):
-        if not (child.is_file() and child.suffix.lower() == ".zip"):
-            continue
-        if child.name.startswith("._"):
-            print(f"skipped {shown(child.name)}: a macOS resource file, not a hand-in.")
-            continue
-        uploads.append(Upload(child, child.name, child.name, str(child.resolve())))
+    for member, child in _walk(path):
+        file_name = PurePosixPath(member).name
+        if file_name in JUNK_FILES:
+            print(f"skipped {shown(member)}: a file the operating system made, not a hand-in.")
+        elif file_name.startswith("._"):
+            print(f"skipped {shown(member)}: a macOS resource file, not a hand-in.")
+        elif not child.is_file():
+            print(f"skipped {shown(member)}: not a regular file, not a hand-in.")
+        elif not _is_zip_name(file_name):
+            print(f"skipped {shown(member)}: not a zip (hand-ins are .zip files).")
+        else:
+            uploads.append(Upload(child, member, file_name, str(child.resolve())))
     return uploads
+
+
+def _walk(folder: Path) -> list[tuple[str, Path]]:
+    """``(path inside the folder, file)`` of every file under ``folder``, without following
+    links to folders; a junk folder (``__MACOSX``, ...) is named once and not entered."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        for junk in sorted(d for d in dirs if d in JUNK_DIRS):
+            member = (Path(root) / junk).relative_to(folder).as_posix()
+            print(f"skipped {shown(member)}/: a folder of metadata, not a hand-in.")
+        dirs[:] = sorted(d for d in dirs if d not in JUNK_DIRS)
+        for name in sorted(names):
+            path = Path(root) / name
+            files.append((path.relative_to(folder).as_posix(), path))
+    return files
 
 
 def _folder_files(folder: Path) -> list[tuple[str, Path, str | None]]:
@@ -457,7 +484,7 @@ def _identify(
     """``(student id, None)``, or ``(placeholder id, why)`` for an upload without a usable id."""
     name = shown(upload.name)
     if lms is None:
-        student_id = student_id_from_name(upload.name, pattern)
+        student_id = student_id_from_name(upload.file_name, pattern)
         if student_id is not None:
             return student_id, None
         how = "change --id-pattern or rename it" if pattern else "rename it"
@@ -520,6 +547,43 @@ def _forget_placeholder(
         delete_result(course_dir, assignment, placeholder)
         del manifest[placeholder]
         print(f"{placeholder}: forgot its rejected row; {shown(upload.name)} is {student_id}'s.")
+
+
+def _forget_stale_placeholders(
+    course_dir: Path,
+    assignment: str,
+    uploads: list[Upload],
+    by_student: dict[str, list[Upload]],
+    manifest: dict,
+) -> None:
+    """Drop the rejected row of an unnamed upload that is gone (renamed, say): its file no
+    longer exists, or it was a file in an LMS bulk zip that this collect read again and no
+    longer found there. A rejected row of an upload that still lies elsewhere stays (collecting
+    in parts keeps the rows of the other parts)."""
+    sources = {u.source for u in uploads}
+    for placeholder, entry in list(manifest.items()):
+        if not placeholder.startswith(PLACEHOLDER_PREFIX) or placeholder in by_student:
+            continue
+        source = str(entry.get("zip", ""))
+        if source in sources or not _upload_gone(source, sources):
+            continue
+        delete_result(course_dir, assignment, placeholder)
+        del manifest[placeholder]
+        print(
+            f"{placeholder}: forgot its rejected row; {shown(PurePosixPath(source).name)} is no "
+            "longer among the uploads."
+        )
+
+
+def _upload_gone(source: str, sources: set[str]) -> bool:
+    """Whether the upload recorded as ``source`` (a file, or ``<bulk zip>/<member>``) is gone."""
+    path = Path(source)
+    if path.exists():
+        return False
+    archive = next((p for p in path.parents if p.is_file()), None)
+    if archive is None:
+        return True
+    return any(other.startswith(f"{archive}/") for other in sources)
 
 
 def _notebooks_by_assignment(course_dir: Path) -> dict[str, set[str]]:

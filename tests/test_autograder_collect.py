@@ -369,3 +369,55 @@ def test_the_command_line_collects_and_reports_problems_in_one_sentence(workspac
     )
     assert no_roster.returncode == 1
     assert no_roster.stderr.strip().count("\n") == 0 and "needs --roster CSV" in no_roster.stderr
+
+
+def test_every_file_in_the_folder_is_accounted_for_and_zips_in_subfolders_are_collected(
+    workspace, capsys
+):
+    """notes.txt, .DS_Store and a folder of junk each get a line saying why they were skipped;
+    a zip in a subfolder (a "late" folder, an unpacked download) is collected like the others."""
+    inbox, course = workspace["inbox"], workspace["course"]
+    archives.good(inbox, "alice.zip")
+    (inbox / "notes.txt").write_text("grade carefully")
+    (inbox / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (inbox / "late").mkdir()
+    archives.good(inbox / "late", "bob_exercise_08.zip")
+    (inbox / "late" / "readme.md").write_text("late ones")
+    (inbox / "__MACOSX").mkdir()
+    (inbox / "__MACOSX" / "._alice.zip").write_bytes(b"junk")
+
+    outcomes = _by_id(collect(course, ASSIGNMENT, [inbox]))
+
+    assert {k: o.status for k, o in outcomes.items()} == {"alice": "collected", "bob": "collected"}
+    out = capsys.readouterr().out
+    for skipped in ("notes.txt", ".DS_Store", "late/readme.md", "__MACOSX"):
+        lines = [line for line in out.splitlines() if line.startswith(f"skipped {skipped}")]
+        assert len(lines) == 1, (skipped, out)
+        assert lines[0].endswith("."), lines[0]
+    assert "bob: collected late/bob_exercise_08.zip" in out
+
+
+def test_a_renamed_zip_replaces_the_rejected_row_of_its_old_name(workspace, capsys):
+    """The issue's case: "My Homework.zip" is rejected; the instructor renames it to carol.zip and
+    collects again: carol is collected and the unnamed row is gone. A rejected row of an upload
+    that was not part of this collect (another folder) stays."""
+    inbox, course = workspace["inbox"], workspace["course"]
+    other = workspace["root"] / "other"
+    other.mkdir()
+    archives.good(inbox, "My Homework.zip")
+    archives.good(other, "Second Try.zip")
+    collect(course, ASSIGNMENT, [inbox])
+    collect(course, ASSIGNMENT, [other])
+    rows = {r["student_id"] for r in results.read_results(course, ASSIGNMENT)}
+    assert len(rows) == 2 and all(r.startswith("unnamed-") for r in rows)
+    (inbox / "My Homework.zip").rename(inbox / "carol.zip")
+
+    outcomes = _by_id(collect(course, ASSIGNMENT, [inbox]))
+
+    assert outcomes["carol"].status == "collected"
+    left = {r["student_id"]: r for r in results.read_results(course, ASSIGNMENT)}
+    assert list(left) == ["unnamed-" + hashlib.sha256(b"Second Try.zip").hexdigest()[:10]]
+    out = capsys.readouterr().out
+    assert "My Homework.zip is no longer among the uploads" in out
+    manifest = json.loads((course / "collected" / f"{ASSIGNMENT}.json").read_text())
+    assert sorted(manifest) == sorted(["carol", *left])
