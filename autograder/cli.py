@@ -6,7 +6,8 @@ Run from the repository root::
     python -m autograder release [ASSIGNMENT...] [--dist-dir DIR]
     python -m autograder collect ASSIGNMENT PATH... [--id-pattern REGEX]
     python -m autograder collect ASSIGNMENT PATH... --from moodle|canvas --roster CSV
-    python -m autograder grade ASSIGNMENT [--student ID...] [--jobs N]
+    python -m autograder grade ASSIGNMENT [--student ID...] [--jobs N | --scheduler ADDR]
+                               [--force] [--database URL] [--dashboard]
     python -m autograder report ASSIGNMENT [--lms moodle|canvas --roster CSV [--canvas-column C]]
     python -m autograder demo [--jobs N]
     python -m autograder gradescope ASSIGNMENT [--out DIR]
@@ -21,10 +22,12 @@ the command can fix ends the command with one sentence on stderr and exit status
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from .course import ASSIGNMENTS, AutograderError
+from .store.store import DATABASE_VARIABLE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +91,22 @@ def _parser() -> argparse.ArgumentParser:
     grade = commands.add_parser("grade", parents=[common], help="autograde + hidden check")
     grade.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
     grade.add_argument("--student", action="append", default=None, metavar="ID")
-    grade.add_argument("--jobs", type=int, default=1, metavar="N")
+    grade.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="worker processes of the embedded cluster"
+    )
+    grade.add_argument(
+        "--scheduler",
+        default=os.environ.get("AUTOGRADER_SCHEDULER"),
+        metavar="ADDR",
+        help="grade on the Dask cluster of this scheduler, tcp://HOST:PORT "
+        "(default: $AUTOGRADER_SCHEDULER, else an embedded cluster of --jobs workers)",
+    )
+    grade.add_argument(
+        "--force",
+        action="store_true",
+        help="grade again even when unchanged (with --student: those)",
+    )
+    grade.add_argument("--dashboard", action="store_true", help="serve Dask's dashboard on :8787")
 
     report = commands.add_parser("report", parents=[common], help="grade table and feedback")
     report.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
@@ -99,6 +117,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--canvas-column", help="Canvas gradebook column, e.g. 'Exercise 08 (4711)' (with --lms)"
     )
+
+    for command in (grade, report):
+        command.add_argument(
+            "--database",
+            default=None,
+            metavar="URL",
+            help="SQLAlchemy URL of the grader's database (default: COURSE_DIR/grading.sqlite)",
+        )
 
     demo = commands.add_parser(
         "demo", parents=[common], help="the whole pipeline on sample submissions"
@@ -124,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> None:
     course_dir = getattr(args, "course_dir", Path("course"))
+    if getattr(args, "database", None):
+        os.environ[DATABASE_VARIABLE] = args.database
     if args.command == "data":
         from .data import run
 
@@ -151,7 +179,15 @@ def _run(args: argparse.Namespace) -> None:
             raise AutograderError("--jobs must be at least 1.")
         from .grade import grade
 
-        grade(course_dir, args.assignment, students=args.student, jobs=args.jobs)
+        grade(
+            course_dir,
+            args.assignment,
+            students=args.student,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            force=args.force,
+            dashboard=args.dashboard,
+        )
     elif args.command == "report":
         from .report import report
 

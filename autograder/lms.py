@@ -79,7 +79,7 @@ from pathlib import Path
 
 from .course import AutograderError, grades_csv, submitted_dir
 from .files import atomic_write
-from .results import clean_text, result_path
+from .results import clean_text, read_result
 
 PRESETS: dict[str, str] = {"moodle": "Moodle", "canvas": "Canvas"}
 """The LMSs whose bulk downloads and grade imports are supported, with their display names."""
@@ -413,12 +413,12 @@ def _iso(moment: datetime) -> str:
 
 
 def _grade_time(course_dir: Path, assignment: str, row: dict) -> str:
-    """When the grade was decided: the modification time of its result record (else now)."""
+    """When the grade was decided: when its record was stored (else now)."""
     try:
-        mtime = result_path(course_dir, assignment, row["student_id"]).stat().st_mtime
-    except (OSError, ValueError):
+        record = read_result(course_dir, assignment, row["student_id"]) or {}
+        return _iso(datetime.fromisoformat(record["finished"]))
+    except (KeyError, TypeError, ValueError):
         return _iso(datetime.now(UTC))
-    return _iso(datetime.fromtimestamp(mtime, UTC))
 
 
 def _submission_time(course_dir: Path, assignment: str, row: dict) -> str:

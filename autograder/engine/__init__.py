@@ -1,0 +1,19 @@
+"""The grading engine on dask.distributed: one task is one submission.
+
+- :mod:`.cluster`: :func:`grading_client`, an embedded ``LocalCluster`` (N worker processes,
+  one thread and one ``grader`` resource each) or an existing scheduler, with Dask's own limits
+  on retries (``distributed.scheduler.allowed-failures``);
+- :mod:`.plugin`: :class:`GradingPlugin`, the per-worker state through Dask's ``WorkerPlugin``
+  (a sandbox slot reserved on the worker's host, a prepared workspace with its warm parent);
+- :mod:`.tasks`: :func:`grade_task`, what runs on a worker: claim the row, grade, store the
+  record once;
+- :mod:`.batch`: :func:`run_batch`, submitting rows of the store and reconciling what comes
+  back (a submission that keeps killing its worker ends as one ``error`` row).
+
+The engine keeps no state: the store (:mod:`autograder.store`) is the source of truth.
+"""
+
+from .batch import BatchLost, Finished, run_batch
+from .cluster import grading_client
+
+__all__ = ["BatchLost", "Finished", "grading_client", "run_batch"]

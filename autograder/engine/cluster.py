@@ -1,0 +1,103 @@
+"""Where grading runs: :func:`grading_client`, an embedded ``LocalCluster`` or a scheduler.
+
+Both give a ``distributed.Client`` whose workers carry :class:`~.plugin.GradingPlugin`, so the
+rest of the engine takes the same code path. Dask's own settings bound the tries of a task whose
+worker dies (``distributed.scheduler.allowed-failures``, set from ``GradeSettings.tries``; a
+scheduler started on its own reads it from its own configuration, e.g.
+``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1``). The grading worker's own process gets
+``GradeSettings.grader_memory_bytes``: over it, the nanny stops the worker, and the submission
+that did it ends, after its tries, as an ``error`` row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dask
+from distributed import Client, LocalCluster
+
+from ..core.errors import AutograderError
+from ..core.settings import GradeSettings
+from .plugin import GradingPlugin
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10
+RESOURCE = "grader"
+
+
+def dask_settings(settings: GradeSettings) -> dict:
+    """The Dask configuration of an embedded cluster."""
+    return {
+        "distributed.scheduler.allowed-failures": settings.tries - 1,
+        "distributed.worker.memory.target": False,
+        "distributed.worker.memory.spill": False,
+        "distributed.worker.memory.pause": False,
+        "distributed.worker.memory.terminate": 0.95,
+        "distributed.worker.daemon": False,
+        "distributed.admin.tick.limit": "30s",
+    }
+
+
+@contextmanager
+def grading_client(
+    scheduler: str | None, jobs: int, settings: GradeSettings, dashboard: bool = False
+) -> Iterator[Client]:
+    """A client of ``scheduler`` (``tcp://HOST:PORT``), or of an embedded cluster of ``jobs``
+    worker processes; raises ``AutograderError`` (one sentence) when it cannot be reached."""
+    with dask.config.set(dask_settings(settings)):
+        if scheduler:
+            client = _connect(scheduler)
+            try:
+                _check_workers(client, scheduler)
+                client.register_plugin(GradingPlugin(), name=GradingPlugin.name)
+                yield client
+            finally:
+                client.close()
+            return
+        with LocalCluster(
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            resources={RESOURCE: 1},
+            memory_limit=settings.grader_memory_bytes,
+            dashboard_address=":8787" if dashboard else None,
+            host="127.0.0.1",
+            silence_logs=logging.ERROR,
+        ) as cluster:
+            if dashboard:
+                print(f"Dask dashboard: {cluster.dashboard_link}", flush=True)
+            with Client(cluster) as client:
+                client.register_plugin(GradingPlugin(), name=GradingPlugin.name)
+                yield client
+
+
+def _connect(scheduler: str) -> Client:
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as error:
+        raise AutograderError(
+            f"cannot reach the Dask scheduler at {scheduler} ({type(error).__name__}): start it "
+            "or leave out --scheduler."
+        ) from None
+
+
+def _check_workers(client: Client, scheduler: str) -> None:
+    """At least one worker with a ``grader`` resource (else tasks would wait for ever)."""
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S * 3)
+    except TimeoutError:
+        client.close()
+        raise AutograderError(
+            f"the Dask scheduler at {scheduler} has no workers: start them with `dask worker "
+            f"{scheduler} --nthreads 1 --resources {RESOURCE}=1` from the repository root."
+        ) from None
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    if not any(w.get("resources", {}).get(RESOURCE) for w in workers):
+        client.close()
+        raise AutograderError(
+            f"no worker of the Dask scheduler at {scheduler} offers the '{RESOURCE}' resource: "
+            f"start each with `dask worker {scheduler} --nthreads 1 --resources {RESOURCE}=1`."
+        )

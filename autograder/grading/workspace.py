@@ -1,0 +1,203 @@
+"""What a grading process prepares once per :class:`~.spec.GradingSpec`: :class:`Workspace`.
+
+A workspace lives in a temporary folder of its own (``autograder-grade-<pid>-*``, mode 0711):
+the read-only copy of the training data a student's notebook may read (never the hidden test
+set), a template gradebook for the throwaway courses, the images every handed-in model runs on
+(hidden, then public), and the warm parent that forks every probe and model run. The course key
+and the hidden labels are read here, on the grading machine, and never travel in a task.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from .. import course, trusted
+from ..core.errors import AutograderError
+from ..core.paths import PACKAGE_DIR
+from ..exercise_modules import exercise_code_module
+from ..gradebook import make_template_gradebook
+from ..sandbox import WarmParent, support
+from ..sandbox.cgroups import remove_stale
+from .spec import GradingSpec
+
+TEMP_PREFIX = "autograder-grade-"
+
+
+@dataclass
+class Workspace:
+    """The prepared state of grading one spec in one process (see the module docstring)."""
+
+    spec: GradingSpec
+    temp_root: Path
+    student_data: Path
+    template_db: Path
+    config_text: str
+    key: bytes
+    hide: tuple[str, ...]
+    warm: WarmParent
+    verdicts: ModuleType
+    model_images: Path | None = None
+    hidden_labels: np.ndarray | None = None
+    model_image_count: int = 0
+    jobs: itertools.count = field(default_factory=itertools.count)
+
+    @classmethod
+    def prepare(cls, spec: GradingSpec) -> Workspace:
+        """Prepare ``spec`` (raises ``AutograderError`` when the data or release is missing)."""
+        course.REPO_ROOT = spec.repo_root
+        restrict(spec.course_dir, spec.settings.data_dir)
+        remove_stale_runs()
+        source = course.source_dir(spec.course_dir, spec.assignment)
+        if not source.is_dir():
+            raise AutograderError(
+                f"{source} is missing: run `python -m autograder release {spec.assignment}` first."
+            )
+        key = course_key(spec.settings.data_dir)
+        temp_root = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+        temp_root.chmod(0o711)
+        warm = WarmParent(preload(spec.assignment))
+        try:
+            warm.start()
+            template_db = temp_root / "template.db"
+            make_template_gradebook(spec.course_dir / "gradebook.db", template_db, spec.assignment)
+            workspace = cls(
+                spec=spec,
+                temp_root=temp_root,
+                student_data=student_data_copy(spec.settings.data_dir, temp_root / "data"),
+                template_db=template_db,
+                config_text=course.config_text(spec.course_dir)
+                + f"c.Execute.timeout = {int(spec.settings.cell_timeout_s)}\n",
+                key=key,
+                hide=hideable(covered_paths(spec), temp_root),
+                warm=warm,
+                verdicts=trusted.verdicts(spec.assignment),
+            )
+            if spec.hidden_cell is not None:
+                workspace._prepare_model_images()
+        except BaseException:
+            warm.close()
+            shutil.rmtree(temp_root, ignore_errors=True)
+            raise
+        return workspace
+
+    def close(self) -> None:
+        self.warm.close()
+        shutil.rmtree(self.temp_root, ignore_errors=True)
+
+    def _prepare_model_images(self) -> None:
+        """One ``.npy`` of the images every handed-in model is run on: hidden, then public."""
+        from ..data import load_hidden_set
+
+        try:
+            images, labels = load_hidden_set(self.spec.settings.data_dir)
+        except FileNotFoundError as error:
+            raise AutograderError(str(error)) from error
+        hidden = (images.astype(np.float32) / 255.0)[:, None, :, :]
+        context = trusted.Context(self.spec.assignment, 0, self.spec.settings.data_dir)
+        public = self.verdicts.model_images(context)
+        everything = np.ascontiguousarray(np.concatenate([hidden, public]), dtype=np.float32)
+        folder = self.temp_root / "model-images"
+        folder.mkdir(mode=0o755)
+        self.model_images = folder / "images.npy"
+        np.save(self.model_images, everything, allow_pickle=False)
+        self.model_images.chmod(0o444)
+        self.hidden_labels = labels.astype(np.int64)
+        self.model_image_count = len(everything)
+
+
+def preload(assignment: str) -> dict:
+    """What the warm parent imports before it forks: the model rules, the probes, and the
+    libraries the student's modules import."""
+    modules = {"probes": str(trusted.probes_path(assignment))}
+    rules = course.exercise_dir(assignment) / "exercise_code" / "model_rules.py"
+    if assignment in course.HIDDEN_CELL:
+        modules["model_rules"] = str(rules)
+    return {"modules": modules, "imports": ["tqdm.auto", "torch.nn.functional"]}
+
+
+def course_key(data_dir: Path) -> bytes:
+    """The course key (raises ``AutograderError`` when the data is not prepared)."""
+    from ..data import course_key as read_key
+
+    try:
+        exercise_code_module("exercise_08", "data").load_split("labeled_test", data_dir)
+        return read_key(data_dir)
+    except FileNotFoundError as error:
+        raise AutograderError(str(error)) from error
+
+
+def restrict(course_dir: Path, data_dir: Path) -> None:
+    """Make the course and the hidden test data unreadable for sandbox users (root runs only)."""
+    if os.geteuid() != 0:
+        return
+    course_dir.chmod(0o700)
+    for path in (Path(data_dir) / "hidden", Path(data_dir) / "MNIST" / "raw"):
+        for item in path.glob("t10k-*") if path.name == "raw" else [path]:
+            if item.exists() and not item.is_symlink():
+                item.chmod(0o700 if item.is_dir() else 0o600)
+
+
+def remove_stale_runs() -> None:
+    """Delete temporary folders and cgroups of grading processes that were killed."""
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        pid = path.name[len(TEMP_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+    if support().cgroups.used():
+        remove_stale(support().cgroups, alive)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def covered_paths(spec: GradingSpec) -> set[Path]:
+    """What a sandbox must not see: the course, the data, the exercises' sources, and everything
+    in the instructor's repositories but the Python environment and this package."""
+    hidden = {spec.course_dir, Path(spec.settings.data_dir).resolve()}
+    hidden |= {course.exercise_dir(a) for a in course.ASSIGNMENTS}
+    for repository in {course.REPO_ROOT.resolve(), PACKAGE_DIR.parent}:
+        hidden |= {entry.resolve() for entry in repository.iterdir() if not entry.is_symlink()}
+    return hidden
+
+
+def hideable(paths: set[Path], temp_root: Path) -> tuple[str, ...]:
+    """The paths that can be covered in the sandbox: not holding its work folder or Python."""
+    keep = [temp_root.resolve(), Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()]
+    keep.append(PACKAGE_DIR)
+    usable = []
+    for path in sorted(paths):
+        if path.exists() and not any(k == path or path in k.parents for k in keep):
+            usable.append(str(path))
+    return tuple(usable)
+
+
+def student_data_copy(data_dir: Path, target: Path) -> Path:
+    """A read-only copy of the training files and the split files (never the hidden test)."""
+    data_dir = Path(data_dir)
+    raw = target / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        if (data_dir / "MNIST" / "raw" / name).is_file():
+            shutil.copyfile(data_dir / "MNIST" / "raw" / name, raw / name)
+    if (data_dir / "splits").is_dir():
+        shutil.copytree(data_dir / "splits", target / "splits")
+    for path in sorted(target.rglob("*"), reverse=True):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    target.chmod(0o555)
+    return target
