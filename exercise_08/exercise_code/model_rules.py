@@ -329,7 +329,8 @@ def _stored_tensors(entries: dict[str, bytes], kind: str) -> dict[str, tuple]:
         if not isinstance(path_name, str) or not path_name.startswith(prefix):
             raise _refuse(f"The model file lists {name!r} in an unknown form", "save it again")
         data = entries.get(f"data/{kind}/{path_name}")
-        dtype = _STORED_TYPES.get(tensor.get("dtype"))
+        code = tensor.get("dtype")
+        dtype = _STORED_TYPES.get(code) if type(code) is int else None
         if data is None or dtype is None or tensor.get("layout") != 7:
             raise _refuse(
                 f"The stored tensor {name!r} is missing or of an unsupported type",
@@ -611,6 +612,16 @@ def _check_archive(path: Path) -> CheckedArchive:
             )
         if stored != set(weights) | set(constants):
             raise _refuse("The model's stored tensors do not match its graph", "save it again")
+        parameters = [
+            spec["parameter"].get("parameter_name")
+            for spec in signature["input_specs"]
+            if "parameter" in spec
+        ]
+        if any(weights[p][0] not in _FLOAT_TYPES.values() for p in parameters if p in weights):
+            raise _refuse(
+                "A parameter of the model is stored as integers or booleans",
+                "keep the weights as float tensors and save it again with save_model",
+            )
         if program.get("guards_code"):
             raise _refuse(
                 "The model file carries Python guard code, which save_model never writes and "
@@ -666,10 +677,10 @@ def load_checked_model(path: str | Path) -> torch.export.ExportedProgram:
         for spec in checked.program["graph_module"]["signature"]["input_specs"]
         if "parameter" in spec
     }
-    state = {name: _tensor(t, name in parameters) for name, t in checked.weights.items()}
-    state = {n: torch.nn.Parameter(t) if n in parameters else t for n, t in state.items()}
-    constants = {name: _tensor(t, False) for name, t in checked.constants.items()}
     try:
+        state = {name: _tensor(t, name in parameters) for name, t in checked.weights.items()}
+        state = {n: torch.nn.Parameter(t) if n in parameters else t for n, t in state.items()}
+        constants = {name: _tensor(t, False) for name, t in checked.constants.items()}
         serialized = _dict_to_dataclass(schema.ExportedProgram, checked.program)
         return ExportedProgramDeserializer().deserialize(serialized, state, constants, None)
     except Exception as error:

@@ -188,7 +188,7 @@ def judge_autoencoder(data: dict, context) -> Result:
         return fail(
             f"Autoencoder.forward raised {data['error']}; fix it in exercise_code/networks.py."
         )
-    bad = non_finite(data)
+    bad = non_finite(data, skip=("grads",))
     if bad:
         return fail(
             non_finite_message(
@@ -236,7 +236,7 @@ def judge_classifier(data: dict, context) -> Result:
         return fail(
             f"Classifier.forward raised {data['error']}; fix it in exercise_code/networks.py."
         )
-    bad = non_finite(data)
+    bad = non_finite(data, skip=("grads",))
     if bad:
         return fail(
             non_finite_message(
@@ -269,7 +269,8 @@ def judge_classifier(data: dict, context) -> Result:
 
 
 _NO_GRADIENT_KEYS = tuple(f"grads{n}" for n in range(probes.STEPS))
-"""A step's gradients are NaN where there were none (the probe's mark for "no backward")."""
+"""Gradients are NaN where there were none (the probes' mark for "no backward"): they are
+judged by comparison (:func:`close` requires finite numbers), not refused as NaN."""
 _STEP_ADVICE = (
     "compute the loss of this batch with the given loss function, then zero_grad, backward and "
     "step once, and return loss.item()."
