@@ -22,11 +22,10 @@ from .core.errors import AutograderError
 from .core.records import GradeRecord
 from .core.settings import GradeSettings
 from .core.text import clean_text, is_student_id
-from .engine import BatchLost, Finished, grading_client, run_batch
+from .engine import BatchLost, Finished, grading_client, grading_spec, run_batch
 from .gradebook import store_scores
 from .grading import submission_sha256
-from .grading.spec import make_spec
-from .grading.workspace import course_key, restrict
+from .grading.workspace import restrict
 from .sandbox import MAX_SLOTS, isolation_warning
 from .store import GradingRow, Store
 
@@ -66,7 +65,7 @@ def grade(
         if not todo:
             print(f"No collected submissions of {assignment} to grade; run collect first.")
             return
-        spec = make_spec(course_dir, assignment, settings, course_key(settings.data_dir))
+        spec = grading_spec(course_dir, assignment, settings)
         with grading_client(scheduler, jobs, settings, dashboard) as client:
             restrict(course_dir, settings.data_dir)
             store = Store.for_course(course_dir, database)

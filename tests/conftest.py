@@ -70,3 +70,8 @@ def two_worker_cluster(tmp_path: Path):
 
     with dask_cluster(2, tmp_dir=tmp_path) as cluster:
         yield cluster
+
+
+# --- The stand-in exercise as a released course (tests/standin_course.py) --------------------
+
+from standin_course import models, standin_course  # noqa: E402, F401 (fixtures)

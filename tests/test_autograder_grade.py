@@ -15,52 +15,16 @@ from pathlib import Path
 import corpus_behaviour as cb
 import hostile_code as hostile
 import pytest
+from standin_course import collect_kinds as _collect_kinds
+from standin_course import grade_settings as _settings
 
-from autograder import collect, course, release
-from autograder.exercise_modules import exercise_code_module
-from autograder.grade import GradeSettings, grade
+from autograder import course, release
+from autograder.grade import grade
 from autograder.results import read_result, read_results
 from autograder.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def models(prepared_data_dir, tmp_path_factory) -> dict[str, Path]:
-    files = exercise_code_module("exercise_08", "mnist_files")
-    raw = prepared_data_dir / "MNIST" / "raw"
-    images = files.read_idx(raw / "train-images-idx3-ubyte")
-    labels = files.read_idx(raw / "train-labels-idx1-ubyte")
-    return cb.make_models(tmp_path_factory.mktemp("models"), images, labels)
-
-
-@pytest.fixture
-def standin_course(tmp_path, monkeypatch) -> Path:
-    """A course with the released stand-in exercise as ``exercise_08``."""
-    tmp_path.chmod(0o755)
-    repo = tmp_path / "repo"
-    cb.make_exercise(repo)
-    monkeypatch.setattr(course, "REPO_ROOT", repo)
-    course_dir = tmp_path / "course"
-    release.release(course_dir, ["exercise_08"], dist_dir=tmp_path / "dist")
-    return course_dir
-
-
-def _settings(data_dir: Path) -> GradeSettings:
-    return GradeSettings(
-        autograde_timeout_s=120, cell_timeout_s=30, probe_timeout_s=30, data_dir=data_dir
-    )
-
-
-def _collect_kinds(course_dir: Path, models: dict, data_dir: Path, kinds: list[str]) -> None:
-    zips = course_dir.parent / "zips"
-    zips.mkdir(exist_ok=True)
-    context = {"models": models, "course_dir": course_dir, "data_dir": data_dir}
-    release_dir = course_dir / "release" / "exercise_08"
-    for kind, files in cb.corpus(release_dir, context, kinds).items():
-        cb.write_zip(files, zips / f"{kind.replace('_', '-')}.zip")
-    collect.collect(course_dir, "exercise_08", [zips])
 
 
 def test_the_gradebook_and_nbgrader_export_hold_the_whole_trusted_grade(

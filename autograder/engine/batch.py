@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from distributed import Client, as_completed
 from distributed.client import FutureCancelledError
@@ -45,9 +46,16 @@ class Finished:
 
 
 def submit(
-    client: Client, spec: GradingSpec, store: Store, row: GradingRow, priority: int = 0
+    client: Client,
+    spec: GradingSpec,
+    store: Store,
+    row: GradingRow,
+    priority: int = 0,
+    folder: Path | None = None,
+    feedback: Path | None = None,
 ):
-    """One grading task for ``row`` (higher ``priority`` runs first)."""
+    """One grading task for ``row`` (higher ``priority`` runs first); ``folder`` and
+    ``feedback`` as for :func:`~.tasks.grade_task` (default: the course's collected one)."""
     key = f"grade-{row.id}-{row.submission_sha256[:12]}-{uuid.uuid4().hex[:8]}"
     return client.submit(
         grade_task,
@@ -56,6 +64,8 @@ def submit(
         row.student_id,
         row.submission_sha256,
         store.url,
+        str(folder) if folder else None,
+        str(feedback) if feedback else None,
         key=key,
         resources={RESOURCE: 1},
         retries=spec.settings.tries - 1,

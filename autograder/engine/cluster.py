@@ -11,6 +11,7 @@ that did it ends, after its tries, as an ``error`` row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,31 +48,50 @@ def grading_client(
 ) -> Iterator[Client]:
     """A client of ``scheduler`` (``tcp://HOST:PORT``), or of an embedded cluster of ``jobs``
     worker processes; raises ``AutograderError`` (one sentence) when it cannot be reached."""
-    with dask.config.set(dask_settings(settings)):
-        if scheduler:
-            client = _connect(scheduler)
-            try:
-                _check_workers(client, scheduler)
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # Dask's own reports of a lost connection: we say it once
+    try:
+        with dask.config.set(dask_settings(settings)):
+            clients = (
+                _scheduler_client(scheduler)
+                if scheduler
+                else _local_client(jobs, settings, dashboard)
+            )
+            with clients as client:
                 client.register_plugin(GradingPlugin(), name=GradingPlugin.name)
                 yield client
-            finally:
-                client.close()
-            return
-        with LocalCluster(
-            n_workers=jobs,
-            threads_per_worker=1,
-            processes=True,
-            resources={RESOURCE: 1},
-            memory_limit=settings.grader_memory_bytes,
-            dashboard_address=":8787" if dashboard else None,
-            host="127.0.0.1",
-            silence_logs=logging.ERROR,
-        ) as cluster:
-            if dashboard:
-                print(f"Dask dashboard: {cluster.dashboard_link}", flush=True)
-            with Client(cluster) as client:
-                client.register_plugin(GradingPlugin(), name=GradingPlugin.name)
-                yield client
+    finally:
+        quiet.setLevel(level)
+
+
+@contextmanager
+def _scheduler_client(scheduler: str) -> Iterator[Client]:
+    client = _connect(scheduler)
+    try:
+        _check_workers(client, scheduler)
+        yield client
+    finally:
+        with contextlib.suppress(Exception):  # a scheduler that is gone: nothing to close
+            client.close(timeout=CONNECT_TIMEOUT_S)
+
+
+@contextmanager
+def _local_client(jobs: int, settings: GradeSettings, dashboard: bool) -> Iterator[Client]:
+    with LocalCluster(
+        n_workers=jobs,
+        threads_per_worker=1,
+        processes=True,
+        resources={RESOURCE: 1},
+        memory_limit=settings.grader_memory_bytes,
+        dashboard_address=":8787" if dashboard else None,
+        host="127.0.0.1",
+        silence_logs=logging.CRITICAL,
+    ) as cluster:
+        if dashboard:
+            print(f"Dask dashboard: {cluster.dashboard_link}", flush=True)
+        with Client(cluster) as client:
+            yield client
 
 
 def _connect(scheduler: str) -> Client:

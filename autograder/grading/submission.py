@@ -67,12 +67,19 @@ class _Job:
 
 
 def grade_submission(
-    workspace: Workspace, student: str, submission: str, uid: int | None
+    workspace: Workspace,
+    student: str,
+    submission: str,
+    uid: int | None,
+    folder: Path | None = None,
+    feedback: Path | None = None,
 ) -> GradeRecord:
-    """Grade ``student``'s collected submission (hash ``submission``) under sandbox ``uid``.
+    """Grade ``student``'s submission (hash ``submission``) under sandbox ``uid``.
 
-    Raises only for a failure of the grader itself (a sandbox that cannot be set up): every
-    failure caused by the submission is a part of the returned record.
+    ``folder`` holds the unpacked submission (default: the course's collected one,
+    ``submitted/<student>/<assignment>``); the feedback notebooks go to ``feedback`` (default:
+    ``autograded/<student>/<assignment>``). Raises only for a failure of the grader itself (a
+    sandbox that cannot be set up): every failure caused by the submission is part of the record.
     """
     spec = workspace.spec
     course.REPO_ROOT = spec.repo_root
@@ -81,7 +88,8 @@ def grade_submission(
     job = _Job(workspace.temp_root / f"job-{next(workspace.jobs)}", uid)
     job.root.mkdir(mode=0o711)
     (job.root / "out").mkdir(mode=0o711)
-    submitted = course.submitted_dir(spec.course_dir, spec.assignment, student)
+    submitted = folder or course.submitted_dir(spec.course_dir, spec.assignment, student)
+    target = feedback or course.autograded_dir(spec.course_dir, spec.assignment, student)
     try:
         _copy_submission(workspace, submitted, job)
         autograde: dict = {}
@@ -96,7 +104,7 @@ def grade_submission(
         outcome = autograde.get("outcome")
         autograded = job.autograde / "course" / "autograded" / THROWAWAY_STUDENT / spec.assignment
         passed_in_notebook = notebook_results(autograded, spec.notebooks, set(verdicts))
-        feedback_note = _keep_feedback(workspace, student, autograded, verdicts)
+        feedback_note = _keep_feedback(workspace, target, autograded, verdicts)
     finally:
         if uid is not None:
             clear_user(uid)
@@ -144,9 +152,7 @@ def internal_error_record(spec: GradingSpec, student: str, error: BaseException)
         500,
     )
     parts = [PartResult(f"{nb}: {cell}", 0.0, points, message) for nb, cell, points in spec.cells]
-    record = GradeRecord.from_parts(
-        Status.ERROR, parts, spec.hidden_item, message, retryable=True
-    )
+    record = GradeRecord.from_parts(Status.ERROR, parts, spec.hidden_item, message, retryable=True)
     record.student_id = student
     return record
 
@@ -271,9 +277,12 @@ def _judge_model(
             public, model.singles, batched, context
         )
     except Exception as error:
-        passed, message = False, (
-            f"The check of your saved model could not use its outputs ({type(error).__name__}); "
-            "run the notebook's check of the saved model."
+        passed, message = (
+            False,
+            (
+                f"The check of your saved model could not use its outputs ({type(error).__name__}); "
+                "run the notebook's check of the saved model."
+            ),
         )
     return Verdict.of(passed, points, clean_text(message, 500))
 
@@ -387,13 +396,12 @@ def _build_throwaway(workspace: Workspace, job: _Job) -> Path:
 
 
 def _keep_feedback(
-    workspace: Workspace, student: str, autograded: Path, verdicts: dict[str, Verdict]
+    workspace: Workspace, target: Path, autograded: Path, verdicts: dict[str, Verdict]
 ) -> str:
-    """The autograded notebooks, cleaned (:mod:`autograder.feedback`), into the real course;
+    """The autograded notebooks, cleaned (:mod:`autograder.feedback`), into ``target``;
     returns a sentence when a notebook could not be kept ("" otherwise)."""
     spec = workspace.spec
-    target = course.autograded_dir(spec.course_dir, spec.assignment, student)
-    staging = target.parent / f".{spec.assignment}.staging"
+    staging = target.parent / f".{target.name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     triples = {cell: (v.score, v.max_score, v.message) for cell, v in verdicts.items()}
