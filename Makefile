@@ -42,5 +42,7 @@ test: lint
 bench: data
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
+# Only build output: the demo's course and the student zips. Never course/ itself: a real
+# course's collected submissions, gradebook and results live there.
 clean:
-	rm -rf course dist
+	rm -rf course/demo dist

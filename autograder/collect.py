@@ -89,6 +89,7 @@ from .course import (
     exercise_dir,
     feedback_dir,
     points_available,
+    require_course,
     source_dir,
     submitted_dir,
 )
@@ -165,11 +166,12 @@ def collect(
 
     ``paths`` are zip files or folders of them, or with ``lms`` (``"moodle"`` or ``"canvas"``)
     the LMS's bulk download (its zip or unpacked folder), whose LMS ids ``roster`` maps to
-    student ids. Outcomes are sorted by student id. Raises ``AutograderError`` if a path does not
+    student ids. Outcomes are sorted by student id. Raises ``AutograderError`` if
+    ``course_dir`` is not a course (:func:`autograder.course.require_course`), a path does not
     exist, the options do not fit together, ``id_pattern`` is not a valid regex, the roster is
     unusable or a bulk download is unsafe.
     """
-    course_dir = Path(course_dir).resolve()
+    course_dir = require_course(course_dir)
     exercise_dir(assignment)
     pattern = _compile(id_pattern)
     roster_map = _check_options(lms, roster, id_pattern)

@@ -1,6 +1,7 @@
 """The nbgrader course directory: its layout, its ``nbgrader_config.py`` and its source copies.
 
-Layout of ``course/`` (the default ``--course-dir``; build output, delete it any time)::
+Layout of ``course/`` (the default ``--course-dir``; ``release`` makes it, and it then holds
+the collected submissions, the gradebook and the results: never delete it, back it up)::
 
     nbgrader_config.py                   written by :func:`setup_course` (do not edit by hand)
     gradebook.db                         nbgrader's gradebook
@@ -269,6 +270,30 @@ def setup_course(course_dir: Path, assignments: list[str] | None = None) -> Path
     (course_dir / "exchange").mkdir(exist_ok=True)
     write_config(course_dir)
     return course_dir
+
+
+def is_course(course_dir: Path) -> bool:
+    """Whether ``course_dir`` is a course folder (``release`` made it: it holds
+    ``nbgrader_config.py`` or ``gradebook.db``)."""
+    course_dir = Path(course_dir)
+    return (course_dir / "nbgrader_config.py").is_file() or (course_dir / "gradebook.db").is_file()
+
+
+def require_course(course_dir: Path) -> Path:
+    """The course folder ``course_dir``, resolved; raises ``AutograderError`` (one sentence) when
+    it is not one, so that a mistyped ``--course-dir`` never starts an empty second course.
+
+    Every command that works on an existing course calls it first (``collect``, ``grade``,
+    ``report``); only ``release`` (and ``gradescope``, ``demo``, which release) make a course.
+    """
+    course_dir = Path(course_dir).resolve()
+    if is_course(course_dir):
+        return course_dir
+    if not course_dir.exists():
+        problem = "does not exist"
+    else:
+        problem = "is not a course folder (no gradebook.db or nbgrader_config.py)"
+    raise AutograderError(f"{course_dir} {problem}: check --course-dir, or run release first.")
 
 
 @contextmanager

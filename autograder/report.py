@@ -36,6 +36,7 @@ from .course import (
     grades_csv,
     nbgrader_api,
     points_available,
+    require_course,
     source_dir,
     submitted_students,
     write_config,
@@ -61,9 +62,10 @@ def report(
     """Write the grade table and the feedback of ``assignment``; print the table; return the CSV.
 
     With ``lms`` (``moodle`` or ``canvas``) and ``roster``, also write that LMS's grade-import
-    files (:func:`autograder.lms.write_lms_grades`).
+    files (:func:`autograder.lms.write_lms_grades`). Raises ``AutograderError`` when
+    ``course_dir`` is not a course (:func:`autograder.course.require_course`).
     """
-    course_dir = Path(course_dir).resolve()
+    course_dir = require_course(course_dir)
     exercise_dir(assignment)
     if not (course_dir / "nbgrader_config.py").is_file():
         write_config(course_dir)

@@ -14,7 +14,7 @@ import pytest
 
 from autograder import results
 from autograder.collect import Limits, collect, student_id_from_name
-from autograder.course import REPO_ROOT, AutograderError, submitted_dir
+from autograder.course import REPO_ROOT, AutograderError, submitted_dir, write_config
 
 ASSIGNMENT = "exercise_08"
 
@@ -28,11 +28,18 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
+def _new_course(folder: Path) -> Path:
+    """A course as ``release`` leaves it, without the release (collect needs a course)."""
+    folder.mkdir(parents=True)
+    write_config(folder)
+    return folder
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> dict[str, Path]:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    return {"root": tmp_path, "inbox": inbox, "course": tmp_path / "course"}
+    return {"root": tmp_path, "inbox": inbox, "course": _new_course(tmp_path / "course")}
 
 
 def _by_id(outcomes) -> dict:
@@ -99,7 +106,7 @@ def test_every_bad_archive_is_rejected_with_one_clear_sentence_and_nothing_escap
         assert not submitted_dir(course, ASSIGNMENT, student).exists()
     after = _tree(root)
     outside = {k for k in after if not k.startswith("course/")}
-    assert outside == set(before), outside ^ set(before)
+    assert outside == {k for k in before if not k.startswith("course/")}, outside ^ set(before)
     assert not escape_target.exists()
     assert (
         not list(root.parent.glob("escaped_by_*")) and not Path("/escaped_by_traversal.py").exists()
@@ -421,3 +428,12 @@ def test_a_renamed_zip_replaces_the_rejected_row_of_its_old_name(workspace, caps
     assert "My Homework.zip is no longer among the uploads" in out
     manifest = json.loads((course / "collected" / f"{ASSIGNMENT}.json").read_text())
     assert sorted(manifest) == sorted(["carol", *left])
+
+
+def test_collect_refuses_a_folder_that_is_not_a_course_and_writes_nothing(workspace):
+    """A mistyped --course-dir must not quietly start a second course."""
+    archives.good(workspace["inbox"], "alice.zip")
+    typo = workspace["root"] / "coures"
+    with pytest.raises(AutograderError, match="does not exist: check --course-dir, or run release"):
+        collect(typo, ASSIGNMENT, [workspace["inbox"]])
+    assert not typo.exists()

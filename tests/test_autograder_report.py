@@ -12,6 +12,7 @@ import torch
 
 from autograder import course, results
 from autograder.collect import collect
+from autograder.course import AutograderError
 from autograder.report import grade_rows, report, summary_html
 from autograder.results import COLUMNS
 
@@ -43,9 +44,16 @@ def _record(status: str, tests: float, accuracy: float | None, hidden: float, me
     }
 
 
+def _new_course(folder: Path) -> Path:
+    """A course as ``release`` leaves it, without the release (report needs a course)."""
+    folder.mkdir(parents=True)
+    course.write_config(folder)
+    return folder
+
+
 @pytest.fixture
 def course_with_records(tmp_path: Path) -> Path:
-    course_dir = tmp_path / "course"
+    course_dir = _new_course(tmp_path / "course")
     for student in ("zoe", "adam", "mia", "noah"):
         course.submitted_dir(course_dir, ASSIGNMENT, student).mkdir(parents=True)
     results.write_result(course_dir, ASSIGNMENT, "zoe", _record("graded", 50.0, 0.91, 50.0, ""))
@@ -118,7 +126,7 @@ def test_rows_and_summary_work_for_records_without_details(course_with_records):
 
 
 def test_an_assignment_without_a_hidden_check_shows_no_hidden_rows(tmp_path):
-    course_dir = tmp_path / "course"
+    course_dir = _new_course(tmp_path / "course")
     record = {
         **_record("graded", 18.0, None, 0.0, "dropout_forward raised ValueError."),
         "hidden_max": 0.0,
@@ -136,7 +144,7 @@ def test_an_assignment_without_a_hidden_check_shows_no_hidden_rows(tmp_path):
 
 
 def test_control_characters_and_flags_reach_neither_the_table_nor_the_page(tmp_path, capsys):
-    course_dir = tmp_path / "course"
+    course_dir = _new_course(tmp_path / "course")
     course.submitted_dir(course_dir, ASSIGNMENT, "eve").mkdir(parents=True)
     message = "\x1b[31mred\x1b[0m \x07bell\u202e evil\r\nnext"
     record = {**_record("graded", 0.0, 0.9, 50.0, message), "flags": "notebook tests passed (x)"}
@@ -232,3 +240,22 @@ def test_report_after_regrading_is_identical(graded_standin, prepared_data_dir):
     report(graded_standin, ASSIGNMENT)
     assert csv_path.read_bytes() == before
     assert os.stat(results.result_path(graded_standin, ASSIGNMENT, "ref")).st_mtime_ns == mtime
+
+
+def test_report_refuses_a_folder_that_is_not_a_course_and_writes_nothing(tmp_path):
+    """A mistyped --course-dir must not give a 0-student table with exit status 0."""
+    typo = tmp_path / "coures"
+    with pytest.raises(AutograderError) as missing:
+        report(typo, ASSIGNMENT)
+    assert not typo.exists()
+    other = tmp_path / "Documents"
+    other.mkdir()
+    (other / "thesis.tex").write_text("mine")
+    with pytest.raises(AutograderError) as not_a_course:
+        report(other, ASSIGNMENT)
+    assert sorted(p.name for p in other.iterdir()) == ["thesis.tex"]
+    for error in (missing.value, not_a_course.value):
+        text = str(error)
+        assert "check --course-dir, or run release first" in text and text.count(". ") == 0
+    assert f"{other} is not a course folder" in str(not_a_course.value)
+    assert f"{typo} does not exist" in str(missing.value)

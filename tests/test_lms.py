@@ -22,7 +22,7 @@ import pytest
 
 from autograder import results
 from autograder.collect import collect, placeholder_id
-from autograder.course import REPO_ROOT, AutograderError, submitted_dir
+from autograder.course import REPO_ROOT, AutograderError, submitted_dir, write_config
 from autograder.lms import (
     CANVAS_STUDENT_COLUMNS,
     MOODLE_COLUMNS,
@@ -35,11 +35,18 @@ ASSIGNMENT = "exercise_08"
 ROSTER_HEADER = ["lms_id", "student_id", "full_name", "email", "section"]
 
 
+def _new_course(folder: Path) -> Path:
+    """A course as ``release`` leaves it, without the release (collect needs a course)."""
+    folder.mkdir(parents=True)
+    write_config(folder)
+    return folder
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> dict[str, Path]:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    return {"root": tmp_path, "inbox": inbox, "course": tmp_path / "course"}
+    return {"root": tmp_path, "inbox": inbox, "course": _new_course(tmp_path / "course")}
 
 
 def _landed(course: Path, student: str) -> str:
@@ -228,7 +235,9 @@ def test_moodle_unpacked_folder_gives_the_same_as_its_zip(workspace):
     with zipfile.ZipFile(download) as archive:
         archive.extractall(unpacked)
     from_zip = collect(course, ASSIGNMENT, [download], lms="moodle", roster=roster)
-    from_folder = collect(root / "course2", ASSIGNMENT, [unpacked], lms="moodle", roster=roster)
+    from_folder = collect(
+        _new_course(root / "course2"), ASSIGNMENT, [unpacked], lms="moodle", roster=roster
+    )
     assert [(o.student_id, o.status, o.message) for o in from_zip] == [
         (o.student_id, o.status, o.message) for o in from_folder
     ]
