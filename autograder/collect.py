@@ -796,6 +796,20 @@ def check_zip(
     return {str(path): info for path, info in _strip_top_folders(files).items()}
 
 
+def unpack_zip(
+    zip_path: Path, folder: Path, limits: Limits = Limits(), name: str | None = None
+) -> int:
+    """Check ``zip_path`` (:func:`check_zip`) and unpack its real files into the new folder
+    ``folder`` (sizes counted while unpacking); return the number of files. Raises
+    :class:`Rejected` with one sentence for the student, as ``collect`` does."""
+    files = check_zip(zip_path, limits, name)
+    Path(folder).mkdir(parents=True)
+    _unpack(
+        zip_path, files, Path(folder), limits, shown(Path(zip_path).name if name is None else name)
+    )
+    return len(files)
+
+
 def _entry_name(info: zipfile.ZipInfo) -> str:
     """The entry's name: zipfile decoded it as UTF-8 (flag set) or cp437 (no flag)."""
     raw = info.filename
