@@ -45,6 +45,8 @@ def test_the_gradebook_and_nbgrader_export_hold_the_whole_trusted_grade(
         100.0,
     )
     assert good["hidden_accuracy"] > 0.7 and good["message"] == ""
+    # The public part of the hidden set (shown before a deadline) is not the graded part.
+    assert good["public_accuracy"] > 0.7 and good["public_accuracy"] != good["hidden_accuracy"]
     missing = read_result(standin_course, "exercise_08", "model-missing")
     assert missing["total"] == 50.0 and "No models/classifier.pt2" in missing["message"]
     with Gradebook(f"sqlite:///{standin_course / 'gradebook.db'}", course.COURSE_ID) as gb:

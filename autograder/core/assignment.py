@@ -40,9 +40,7 @@ def load_module(name: str, path: Path, package_dir: Path | None = None) -> Modul
     if name in sys.modules:
         return sys.modules[name]
     locations = [str(package_dir)] if package_dir is not None else None
-    spec = importlib.util.spec_from_file_location(
-        name, path, submodule_search_locations=locations
-    )
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=locations)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)

@@ -29,8 +29,10 @@ class GradeSettings:
     images), ``AUTOGRADER_GRADER_MEMORY_MB`` (the grading worker's own process: reading and
     judging what sandboxes hand back; over it, Dask's nanny stops the worker),
     ``AUTOGRADER_TRIES`` (how often a submission may take its worker down before it ends as an
-    ``error`` row), ``AUTOGRADER_DATA_DIR`` (the data folder with the hidden test set and the
-    course key; default ``data/`` of the repository).
+    ``error`` row), ``AUTOGRADER_PUBLIC_FRACTION`` (the part of the hidden test set whose
+    accuracy a student sees before the deadline as ``public_accuracy``; the hidden points use
+    the rest; default 0.3), ``AUTOGRADER_DATA_DIR`` (the data folder with the hidden test set
+    and the course key; default ``data/`` of the repository).
     """
 
     autograde_timeout_s: float = 900.0
@@ -43,6 +45,7 @@ class GradeSettings:
     model_timeout_s: float = 120.0
     grader_memory_bytes: int = 6144 * MiB
     tries: int = 2
+    public_fraction: float = 0.3
     data_dir: Path = field(default_factory=lambda: REPO_ROOT / "data")
 
     @classmethod
@@ -60,6 +63,7 @@ class GradeSettings:
             "model_timeout_s": ("AUTOGRADER_MODEL_TIMEOUT_S", float, 1),
             "grader_memory_bytes": ("AUTOGRADER_GRADER_MEMORY_MB", int, MiB),
             "tries": ("AUTOGRADER_TRIES", int, 1),
+            "public_fraction": ("AUTOGRADER_PUBLIC_FRACTION", float, 1),
         }
         for name, (variable, kind, scale) in numbers.items():
             if env.get(variable):
@@ -72,6 +76,8 @@ class GradeSettings:
                 settings = replace(settings, **{name: value})
         if settings.tries < 1:
             raise AutograderError("AUTOGRADER_TRIES must be at least 1.")
+        if not 0 <= settings.public_fraction < 1:
+            raise AutograderError("AUTOGRADER_PUBLIC_FRACTION must be at least 0 and below 1.")
         if env.get("AUTOGRADER_DATA_DIR"):
             settings = replace(settings, data_dir=Path(env["AUTOGRADER_DATA_DIR"]))
         return settings

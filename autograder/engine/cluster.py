@@ -48,9 +48,11 @@ def grading_client(
 ) -> Iterator[Client]:
     """A client of ``scheduler`` (``tcp://HOST:PORT``), or of an embedded cluster of ``jobs``
     worker processes; raises ``AutograderError`` (one sentence) when it cannot be reached."""
-    quiet = logging.getLogger("distributed")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # Dask's own reports of a lost connection: we say it once
+    # Dask's own reports (a lost connection, a killed worker) go unprinted: we say it once.
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
+    quiet = {log: log.level for log in loggers if log.name.split(".")[0] == "distributed"}
+    for log in quiet:
+        log.setLevel(logging.CRITICAL + 1)
     try:
         with dask.config.set(dask_settings(settings)):
             clients = (
@@ -62,7 +64,8 @@ def grading_client(
                 client.register_plugin(GradingPlugin(), name=GradingPlugin.name)
                 yield client
     finally:
-        quiet.setLevel(level)
+        for log, level in quiet.items():
+            log.setLevel(level)
 
 
 @contextmanager

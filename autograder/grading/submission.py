@@ -32,6 +32,8 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from .. import course, trusted
 from ..core.records import GradeRecord, PartResult, Status, Verdict
 from ..core.text import clean_text
@@ -109,14 +111,9 @@ def grade_submission(
         if uid is not None:
             clear_user(uid)
         shutil.rmtree(job.root, ignore_errors=True)
-    hidden = None
+    hidden, public_accuracy = None, None
     if spec.hidden_cell is not None:
-        hidden = hidden_result(
-            model,
-            workspace.hidden_labels,
-            spec.points[spec.hidden_cell],
-            course.HIDDEN_PASS_ACCURACY,
-        )
+        hidden, public_accuracy = _hidden_check(workspace, model)
         verdicts[spec.hidden_cell[1]] = Verdict(hidden.score, hidden.max_score, hidden.message)
     parts = [
         PartResult(f"{notebook}: {cell}", verdicts[cell].score, points, verdicts[cell].message)
@@ -138,10 +135,31 @@ def grade_submission(
         spec.hidden_item,
         summary_message(parts, notes),
         hidden_accuracy=hidden.accuracy if hidden is not None else None,
+        public_accuracy=public_accuracy,
         flags=flag_text(flags),
     )
     record.student_id = student
     return record
+
+
+def _hidden_check(workspace: Workspace, model: ModelRun):
+    """The hidden points from the graded rows of the hidden set, and the accuracy on its public
+    rows (None when there are none or the model gave no usable logits)."""
+    spec = workspace.spec
+    labels = workspace.hidden_labels
+    logits = model.logits
+    graded = replace(model, logits=logits[workspace.graded_rows] if logits is not None else None)
+    hidden = hidden_result(
+        graded,
+        labels[workspace.graded_rows],
+        spec.points[spec.hidden_cell],
+        course.HIDDEN_PASS_ACCURACY,
+    )
+    public = workspace.public_rows
+    if logits is None or not len(public) or not np.isfinite(logits[public]).all():
+        return hidden, None
+    predicted = logits[public].argmax(axis=1)
+    return hidden, round(float(np.mean(predicted == labels[public])), 4)
 
 
 def internal_error_record(spec: GradingSpec, student: str, error: BaseException) -> GradeRecord:
@@ -270,18 +288,18 @@ def _judge_model(
     timed_out = bool(getattr(model, "timed_out", False))
     if model.logits is None:
         return Verdict.of(False, points, clean_text(model.rule or model.problem, 500), timed_out)
-    public = model.logits[len(workspace.hidden_labels) :]
+    public_splits = model.logits[len(workspace.hidden_labels) :]
     batched = model.logits[: len(model.singles)]
     try:
         passed, message = workspace.verdicts.judge_saved_classifier(
-            public, model.singles, batched, context
+            public_splits, model.singles, batched, context
         )
     except Exception as error:
         passed, message = (
             False,
             (
-                f"The check of your saved model could not use its outputs ({type(error).__name__}); "
-                "run the notebook's check of the saved model."
+                "The check of your saved model could not use its outputs "
+                f"({type(error).__name__}); run the notebook's check of the saved model."
             ),
         )
     return Verdict.of(passed, points, clean_text(message, 500))

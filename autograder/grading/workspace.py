@@ -9,6 +9,7 @@ and the hidden labels are read here, on the grading machine, and never travel in
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import os
 import shutil
@@ -48,6 +49,10 @@ class Workspace:
     model_images: Path | None = None
     hidden_labels: np.ndarray | None = None
     model_image_count: int = 0
+    public_rows: np.ndarray | None = None
+    """Rows of the hidden set whose accuracy is shown as ``public_accuracy``."""
+    graded_rows: np.ndarray | None = None
+    """The other rows: the hidden points use these."""
     jobs: itertools.count = field(default_factory=itertools.count)
 
     @classmethod
@@ -112,6 +117,18 @@ class Workspace:
         self.model_images.chmod(0o444)
         self.hidden_labels = labels.astype(np.int64)
         self.model_image_count = len(everything)
+        self.public_rows, self.graded_rows = split_hidden(
+            len(labels), self.key, self.spec.settings.public_fraction
+        )
+
+
+def split_hidden(count: int, key: bytes, public_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The hidden set's rows split into a public part (``public_fraction`` of them) and the
+    graded rest: the same split for every submission of a course, drawn from the course key."""
+    seed = int.from_bytes(hmac.new(key, b"public part of the hidden set", "sha256").digest()[:8])
+    order = np.random.default_rng(seed).permutation(count)
+    public = int(round(count * public_fraction))
+    return np.sort(order[:public]), np.sort(order[public:])
 
 
 def preload(assignment: str) -> dict:
