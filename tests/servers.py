@@ -505,6 +505,9 @@ def dask_scheduler(
             "dask scheduler",
             _python_m("distributed.cli.dask_scheduler")
             + ["--host", HOST, "--port", "0", "--no-dashboard"]
+            # --no-dashboard alone still serves HTTP (health, metrics) on 0.0.0.0:8787, which two
+            # schedulers at once then fight over: 127.0.0.1 and a port of the system's choice.
+            + ["--dashboard-address", f"{HOST}:0"]
             + ["--scheduler-file", str(scheduler_file), *extra_args],
             log=folder / "scheduler.log",
             cwd=REPO_ROOT,
@@ -574,7 +577,7 @@ def dask_worker(
             name,
             "--nthreads",
             str(nthreads),
-            # --no-dashboard alone still leaves the worker's dashboard on 0.0.0.0 (nanny mode).
+            # --no-dashboard alone still leaves an HTTP server on 0.0.0.0 (as for the scheduler).
             "--no-dashboard",
             "--dashboard-address",
             f"{HOST}:0",
@@ -664,3 +667,232 @@ def dask_cluster(
                     f"{n_workers} Dask workers did not join: {error}\n{logs}"
                 ) from error
         yield DaskCluster(address, scheduler, workers)
+
+
+# --- Slurm ----------------------------------------------------------------------------------
+
+SLURM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _slurm_program(name: str) -> str:
+    found = shutil.which(name, path=SLURM_PATH + os.pathsep + os.environ.get("PATH", ""))
+    if found is None:
+        raise RuntimeError(
+            f"{name} is not installed: apt-get install slurmctld slurmd slurm-client munge "
+            "(.ci/run does)"
+        )
+    return found
+
+
+def processes_with_env(variable: str, value: str) -> list[int]:
+    """Live processes whose environment holds ``variable=value`` exactly (this one excepted)."""
+    needle = f"{variable}={value}".encode()
+    found = []
+    for pid in _live_stats():
+        if pid == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(pid)
+    return found
+
+
+@dataclass
+class SlurmCluster:
+    """A single-node Slurm of its own: ``munged``, ``slurmctld`` and ``slurmd`` processes."""
+
+    folder: Path
+    conf: Path
+    node: str
+    env: dict[str, str]
+    munged: Server
+    slurmctld: Server
+    slurmd: Server
+
+    def run(self, *argv: str, timeout: float = 30.0) -> str:
+        """Run a Slurm command (``squeue``, ``sbatch``, ...) against this cluster; its stdout."""
+        result = subprocess.run(
+            [_slurm_program(argv[0]), *argv[1:]],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)}: exit {result.returncode}: {result.stderr}")
+        return result.stdout
+
+    def job_ids(self) -> list[str]:
+        return self.run("squeue", "--noheader", "--format=%i").split()
+
+    def job_processes(self) -> list[int]:
+        """Processes of this cluster's jobs: each ``slurmstepd`` and what runs under it. They
+        leave the daemons' process groups (slurmstepd daemonizes), so they are found by the
+        ``SLURM_CONF`` naming this cluster's configuration in their environment."""
+        daemons = {
+            pid
+            for server in (self.munged, self.slurmctld, self.slurmd)
+            for pid in server.processes()  # slurmctld's slurmscriptd is one of them
+        }
+        return [
+            pid for pid in processes_with_env("SLURM_CONF", str(self.conf)) if pid not in daemons
+        ]
+
+
+def _slurm_ready(cluster: SlurmCluster, what: str) -> Callable[[], bool]:
+    def check() -> bool:
+        for server in (cluster.munged, cluster.slurmctld, cluster.slurmd):
+            if server.popen.poll() is not None:
+                raise RuntimeError(f"{server.name} exited:\n{server.log_tail()}")
+        try:
+            if what == "controller":
+                return "is UP" in cluster.run("scontrol", "ping", timeout=10)
+            state = cluster.run("sinfo", "--noheader", "--Node", "--format=%T", timeout=10)
+            return state.strip() == "idle"
+        except (RuntimeError, subprocess.TimeoutExpired):
+            return False
+
+    return check
+
+
+@contextlib.contextmanager
+def slurm_cluster(tmp_dir: Path | None = None, *, timeout: float = 60.0) -> Iterator[SlurmCluster]:
+    """A single-node Slurm started from a generated ``slurm.conf``; yields a ``SlurmCluster``.
+
+    ``munged`` (its own key and socket), ``slurmctld`` and ``slurmd`` run in the foreground as
+    processes of this module (own process groups, recorded), on 127.0.0.1 and free ports, with
+    no systemd and no cgroups (``ProctrackType=proctrack/linuxproc``, ``TaskPlugin=task/none``),
+    as the current user (tested as root). Its folder is a fresh one under the system temporary
+    directory (munged wants every folder above its socket open to all); logs go to ``tmp_dir``
+    when given. While it runs, ``SLURM_CONF`` in ``os.environ`` names its configuration, so
+    that ``sbatch`` and ``scancel`` run by ``dask_jobqueue.SLURMCluster`` reach it. On exit:
+    its jobs are cancelled, their processes killed, the daemons stopped, and it is checked that
+    no process of it is left.
+    """
+    munged = _slurm_program("munged")
+    slurmctld = _slurm_program("slurmctld")
+    slurmd = _slurm_program("slurmd")
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    base = Path(tempfile.mkdtemp(prefix="autograder-slurm-"))
+    base.chmod(0o755)
+    logs = Path(tmp_dir) if tmp_dir is not None else base
+    conf = base / "slurm.conf"
+    env = dict(os.environ, SLURM_CONF=str(conf), PATH=SLURM_PATH + ":" + os.environ["PATH"])
+    previous = os.environ.get("SLURM_CONF")
+    started_here: list[Server] = []
+    cluster = None
+    try:
+        for sub in ("state", "spool"):
+            (base / sub).mkdir(mode=0o700)
+        key = base / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        key.chmod(0o400)
+        socket_path = base / "munge.socket"
+        node = socket.gethostname().split(".")[0]
+        memory_mb = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+        conf.write_text(
+            "\n".join(
+                [
+                    "ClusterName=autograder-test",
+                    f"SlurmctldHost={node}({HOST})",
+                    f"SlurmctldPort={free_port()}",
+                    f"SlurmdPort={free_port()}",
+                    f"SlurmUser={user}",
+                    f"SlurmdUser={user}",
+                    "AuthType=auth/munge",
+                    "CredType=cred/munge",
+                    f"AuthInfo=socket={socket_path}",
+                    f"StateSaveLocation={base / 'state'}",
+                    f"SlurmdSpoolDir={base / 'spool'}",
+                    f"SlurmctldPidFile={base / 'slurmctld.pid'}",
+                    f"SlurmdPidFile={base / 'slurmd.pid'}",
+                    # No cgroups and no systemd: processes are tracked through their parents.
+                    "ProctrackType=proctrack/linuxproc",
+                    "TaskPlugin=task/none",
+                    "JobAcctGatherType=jobacct_gather/none",
+                    "AccountingStorageType=accounting_storage/none",
+                    "JobCompType=jobcomp/none",
+                    "MpiDefault=none",
+                    "MailProg=/bin/true",
+                    "SchedulerType=sched/builtin",
+                    "SelectType=select/cons_tres",
+                    "SelectTypeParameters=CR_Core",
+                    "ReturnToService=2",
+                    "SlurmctldDebug=info",
+                    "SlurmdDebug=info",
+                    f"NodeName={node} NodeAddr={HOST} CPUs={os.cpu_count()} "
+                    f"RealMemory={memory_mb // 2} State=UNKNOWN",
+                    "PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+                ]
+            )
+            + "\n"
+        )
+        daemon = start(
+            "munged",
+            [munged, "--foreground", f"--socket={socket_path}", f"--key-file={key}"]
+            + [f"--pid-file={base / 'munged.pid'}", f"--log-file={base / 'munged.log'}"]
+            + [f"--seed-file={base / 'munged.seed'}"],
+            log=logs / "munged.log",
+            cwd=base,
+            env=env,
+        )
+        started_here.append(daemon)
+        wait_until(
+            lambda: socket_path.exists() or daemon.popen.poll() is not None, timeout, "munged"
+        )
+        if daemon.popen.poll() is not None:
+            raise RuntimeError(f"munged exited:\n{daemon.log_tail()}")
+        controller = start(
+            "slurmctld",
+            [slurmctld, "-D", "-f", conf],
+            log=logs / "slurmctld.log",
+            cwd=base,
+            env=env,
+        )
+        started_here.append(controller)
+        node_daemon = start(
+            "slurmd",
+            [slurmd, "-D", "-f", conf, "-N", node],
+            log=logs / "slurmd.log",
+            cwd=base,
+            env=env,
+        )
+        started_here.append(node_daemon)
+        cluster = SlurmCluster(base, conf, node, env, daemon, controller, node_daemon)
+        wait_until(_slurm_ready(cluster, "controller"), timeout, "slurmctld answering", 0.3)
+        wait_until(_slurm_ready(cluster, "node"), timeout, f"node {node} idle", 0.3)
+        os.environ["SLURM_CONF"] = str(conf)
+        yield cluster
+    finally:
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
+        problems = []
+        if cluster is not None:
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                ids = cluster.job_ids()
+                if ids:
+                    cluster.run("scancel", *ids)
+            # Cancelled jobs end within seconds; what is left is killed.
+            with contextlib.suppress(TimeoutError):
+                wait_until(lambda: not cluster.job_processes(), 15, "jobs ending")
+            for pid in cluster.job_processes():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        for server in reversed(started_here):
+            try:
+                server.stop(15.0)
+            except RuntimeError as error:
+                problems.append(str(error))
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: not processes_with_env("SLURM_CONF", str(conf)), 10, "Slurm gone")
+        left = processes_with_env("SLURM_CONF", str(conf))
+        if left:
+            problems.append("left running: " + "; ".join(f"{p} {cmdline(p)}" for p in left))
+        shutil.rmtree(base, ignore_errors=True)
+        if problems and sys.exc_info()[0] is None:  # never hide the error that ended the test
+            raise RuntimeError("Slurm did not stop cleanly: " + " | ".join(problems))

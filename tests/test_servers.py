@@ -31,6 +31,29 @@ def all_gone(pids):
     return all(stat is None or stat[0] in ("Z", "X") for stat in stats)
 
 
+def listening(pids):
+    """(address, port) of every TCP socket the processes ``pids`` listen on (IPv4 and IPv6)."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address, port = fields[1].split(":")
+                if table == "tcp":
+                    address = socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1])
+                found.add((address, int(port, 16)))
+    return found
+
+
 def test_free_port_can_be_bound():
     port = servers.free_port()
     with socket.socket() as sock:
@@ -93,6 +116,7 @@ def test_postgres_answers_through_sqlalchemy_and_is_gone_after(tmp_path: Path):
         # The postmaster and its helpers and backends (each in a session of its own).
         members = server.processes()
         assert len(members) > 3 and len(servers.group_members(server.pgid)) == 1
+        assert listening([server.pid]) == {("127.0.0.1", parsed.port)}
         stop_started = time.monotonic()
     stop = time.monotonic() - stop_started
     kept_open.close()
@@ -125,6 +149,9 @@ def test_dask_cluster_runs_tasks_and_is_gone_after(tmp_path: Path):
             assert servers.worker_names(client) == {"worker-0", "worker-1"}
         handles = [cluster.scheduler, *cluster.workers]
         pids = [pid for handle in handles for pid in handle.processes()]
+        # Nothing of the cluster listens beyond 127.0.0.1 (no 0.0.0.0 dashboard either).
+        addresses = listening(pids)
+        assert addresses and {address for address, _ in addresses} == {"127.0.0.1"}
         worker_pids = [worker.worker_pid() for worker in cluster.workers]
         assert set(worker_pids) <= set(pids) and not set(worker_pids) & {h.pid for h in handles}
         stop_started = time.monotonic()
