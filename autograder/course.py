@@ -252,7 +252,31 @@ def config_text(course_dir: Path) -> str:
 def write_config(course_dir: Path) -> Path:
     """Write ``<course_dir>/nbgrader_config.py`` atomically; return its path."""
     path = Path(course_dir) / "nbgrader_config.py"
-    return atomic_write(path, config_text(course_dir).encode("utf-8"))
+    return write_course_file(path, config_text(course_dir).encode("utf-8"))
+
+
+def write_course_file(path: Path, data: bytes) -> Path:
+    """Write a file of the course for its instructors (config, grade table, feedback, LMS files)
+    atomically, with the mode any file of theirs gets (0666 less the umask: 0644 with the usual
+    022), the same as nbgrader's own feedback pages. Who may read the course is decided by the
+    course folder's own permissions (``chmod 700 course`` keeps it to its owner)."""
+    atomic_write(path, data)
+    os.chmod(path, 0o666 & ~_umask())
+    return Path(path)
+
+
+def _umask() -> int:
+    """This process's umask (from /proc, which needs no change of it; else set and reset)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def setup_course(course_dir: Path, assignments: list[str] | None = None) -> Path:

@@ -77,9 +77,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .course import AutograderError, grades_csv, submitted_dir
-from .files import atomic_write
+from .course import (
+    AutograderError,
+    grades_csv,
+    points_available,
+    source_dir,
+    submitted_dir,
+    write_course_file,
+)
 from .results import clean_text, read_result
+
+NO_SUBMISSION = "no submission"
+"""The status of a roster student's row in the LMS files when nothing was collected for them."""
 
 PRESETS: dict[str, str] = {"moodle": "Moodle", "canvas": "Canvas"}
 """The LMSs whose bulk downloads and grade imports are supported, with their display names."""
@@ -287,15 +296,18 @@ def write_lms_grades(
 ) -> Path:
     """Write the grade-import file of ``preset`` for ``rows`` (the grade table); return its path.
 
-    Only students of the roster with a grade are written: the others are left out and named in
-    one printed line (the LMS keeps what it has for them). ``canvas_column`` is the Canvas
+    Every student of the roster is written: with their grade, or, when nothing of theirs was
+    collected, with 0 points, the status "no submission" and a sentence saying so. Rows of
+    students not in the roster and rows not graded yet are left out and named in one printed
+    line (the LMS keeps what it has for them). ``canvas_column`` is the Canvas
     assignment column as Canvas's gradebook export writes it, ``<title> (<assignment id>)``; it
     defaults to ``assignment`` (Canvas then matches the assignment by title, or creates one). The
     files are written atomically; for Canvas the comments file is written beside the CSV.
     """
     check_preset(preset)
     roster = read_roster(roster_path)
-    chosen, missing, ungraded = _students_to_write(rows, roster, roster_path)
+    absent = _no_submission_rows(course_dir, assignment, rows, roster, roster_path)
+    chosen, missing, ungraded = _students_to_write([*rows, *absent], roster, roster_path)
     folder = grades_csv(course_dir, assignment).parent
     if preset == "moodle":
         times = {row["student_id"]: _grade_time(course_dir, assignment, row) for row, _ in chosen}
@@ -303,13 +315,15 @@ def write_lms_grades(
             row["student_id"]: _submission_time(course_dir, assignment, row) for row, _ in chosen
         }
         path = folder / f"{assignment}-moodle-worksheet.csv"
-        atomic_write(path, moodle_worksheet(chosen, submitted, times).encode("utf-8-sig"))
+        write_course_file(path, moodle_worksheet(chosen, submitted, times).encode("utf-8-sig"))
         written = [path]
     else:
         path = folder / f"{assignment}-canvas-gradebook.csv"
         comments = folder / f"{assignment}-canvas-comments.json"
-        atomic_write(path, canvas_gradebook(chosen, canvas_column or assignment).encode("utf-8"))
-        atomic_write(comments, canvas_comments(chosen).encode("utf-8"))
+        write_course_file(
+            path, canvas_gradebook(chosen, canvas_column or assignment).encode("utf-8")
+        )
+        write_course_file(comments, canvas_comments(chosen).encode("utf-8"))
         written = [path, comments]
     print(
         f"Wrote {' and '.join(map(str, written))} ({len(chosen)} students) for {PRESETS[preset]}."
@@ -318,7 +332,43 @@ def write_lms_grades(
         print(f"Left out, not in the roster {roster_path}: {', '.join(missing)}.")
     if ungraded:
         print(f"Left out, not graded yet: {', '.join(ungraded)}.")
+    if absent:
+        names = ", ".join(row["student_id"] for row in absent)
+        print(f"0 points, roster students with no submission: {names}.")
     return path
+
+
+def _no_submission_rows(
+    course_dir: Path, assignment: str, rows: list[dict], roster: dict, roster_path: Path
+) -> list[dict]:
+    """A row of 0 points for every roster student who has no row at all (nothing was collected
+    for them), so that every student of the roster gets a grade and a sentence why. Its grade
+    time is the roster file's (a grade changed in the LMS later is left alone by Moodle)."""
+    have = {row["student_id"] for row in rows}
+    absent = sorted({entry.student_id for entry in roster.values()} - have)
+    if not absent:
+        return []
+    maxima = {row.get("total_max") for row in rows if row.get("total_max") is not None}
+    if len(maxima) == 1:
+        total_max = maxima.pop()
+    else:
+        total_max = sum(points_available(assignment, source_dir(course_dir, assignment)))
+    roster_time = _iso(datetime.fromtimestamp(Path(roster_path).stat().st_mtime, UTC))
+    message = (
+        f"No submission of {assignment} was collected for you, so it gets 0 points; if you "
+        "handed one in, tell your instructor."
+    )
+    return [
+        {
+            "student_id": student,
+            "status": NO_SUBMISSION,
+            "total": 0.0,
+            "total_max": total_max,
+            "message": message,
+            "finished": roster_time,
+        }
+        for student in absent
+    ]
 
 
 def _students_to_write(
@@ -413,8 +463,11 @@ def _iso(moment: datetime) -> str:
 
 
 def _grade_time(course_dir: Path, assignment: str, row: dict) -> str:
-    """When the grade was decided: when its record was stored (else now)."""
+    """When the grade was decided: when its record was stored (a row of no submission: its
+    own time; else now)."""
     try:
+        if row.get("status") == NO_SUBMISSION:
+            return row["finished"]
         record = read_result(course_dir, assignment, row["student_id"]) or {}
         return _iso(datetime.fromisoformat(record["finished"]))
     except (KeyError, TypeError, ValueError):

@@ -40,8 +40,8 @@ from .course import (
     source_dir,
     submitted_students,
     write_config,
+    write_course_file,
 )
-from .files import atomic_write
 from .results import COLUMNS, clean_text, read_results
 
 CSV_COLUMNS = [*COLUMNS, "flags"]
@@ -96,6 +96,8 @@ def report(
     flagged = [row for row in rows if row.get("flags")]
     for row in flagged:
         print(f"Flagged {row['student_id']}: {clean_text(row['flags'])}.")
+    if rows and not flagged:
+        print("No submission was flagged.")
     if failures:
         print(
             f"nbgrader could not build the notebook feedback of {', '.join(failures)}; their "
@@ -153,7 +155,7 @@ def write_csv(course_dir: Path, assignment: str, rows: list[dict]) -> Path:
     for row in rows:
         writer.writerow([_cell_text(column, row.get(column)) for column in CSV_COLUMNS])
     path = grades_csv(course_dir, assignment)
-    atomic_write(path, buffer.getvalue().encode("utf-8"))
+    write_course_file(path, buffer.getvalue().encode("utf-8"))
     return path
 
 
@@ -227,7 +229,7 @@ def lost_points(row: dict) -> list[dict]:
 
 def _write_summary(course_dir: Path, assignment: str, row: dict, pages: list[str]) -> Path:
     path = feedback_dir(course_dir, assignment, row["student_id"]) / "summary.html"
-    atomic_write(path, summary_html(course_dir, assignment, row, pages).encode("utf-8"))
+    write_course_file(path, summary_html(course_dir, assignment, row, pages).encode("utf-8"))
     return path
 
 

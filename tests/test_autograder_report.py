@@ -259,3 +259,22 @@ def test_report_refuses_a_folder_that_is_not_a_course_and_writes_nothing(tmp_pat
         assert "check --course-dir, or run release first" in text and text.count(". ") == 0
     assert f"{other} is not a course folder" in str(not_a_course.value)
     assert f"{typo} does not exist" in str(missing.value)
+
+
+def test_report_says_when_no_submission_was_flagged(course_with_records, capsys):
+    report(course_with_records, ASSIGNMENT)
+    assert "No submission was flagged." in capsys.readouterr().out
+
+
+def test_everything_report_writes_is_readable_like_nbgraders_own_pages(course_with_records):
+    """summary.html was 0600 beside nbgrader's 0644 notebook page: every file report writes is
+    created as any file of the instructor's (0666 less the umask), like nbgrader's pages."""
+    report(course_with_records, ASSIGNMENT)
+    umask = os.umask(0)
+    os.umask(umask)
+    written = [course.grades_csv(course_with_records, ASSIGNMENT)]
+    written += (course_with_records / "feedback").rglob("*.html")
+    assert len(written) > 4
+    assert {str(p): os.stat(p).st_mode & 0o777 for p in written} == {
+        str(p): 0o666 & ~umask for p in written
+    }

@@ -9,12 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import subprocess
 import sys
 import zipfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import autograder_archives as archives
@@ -422,11 +421,10 @@ ROWS = [
 
 @pytest.fixture
 def graded_course(tmp_path: Path) -> dict[str, Path]:
-    course = tmp_path / "course"
+    course = _new_course(tmp_path / "course")
     for row in ROWS:
-        results.write_result(course, ASSIGNMENT, row["student_id"], row)
-    stamp = datetime(2024, 5, 14, 9, 30, tzinfo=UTC).timestamp()
-    os.utime(results.result_path(course, ASSIGNMENT, "bob.roe"), (stamp, stamp))
+        if row["status"] != "not graded":  # report's row for a submission without a record
+            results.write_result(course, ASSIGNMENT, row["student_id"], row)
     roster = archives.write_roster(
         tmp_path / "roster.csv",
         [
@@ -477,7 +475,8 @@ def test_moodle_worksheet_is_what_moodles_importer_reads(graded_course, capsys):
     )
     assert rows["1002"][1:3] == ["Roe, Bob", "bob@uni.example"]
     graded = datetime.fromisoformat(rows["1002"][idx["Last modified (grade)"]])
-    assert graded == datetime(2024, 5, 14, 9, 30, tzinfo=UTC)
+    decided = datetime.fromisoformat(results.read_result(course, ASSIGNMENT, "bob.roe")["finished"])
+    assert graded == decided.replace(microsecond=0)
     assert all(c.isprintable() for r in table for cell in r for c in cell)
     out = capsys.readouterr().out
     assert "not in the roster" in out and "unnamed-0123456789" in out
@@ -580,3 +579,28 @@ def test_the_command_line_collects_a_canvas_download(workspace):
         cwd=REPO_ROOT,
     )
     assert both.returncode == 1 and "--id-pattern does not apply" in both.stderr
+
+
+def test_roster_students_without_an_upload_get_a_row_saying_no_submission(graded_course, capsys):
+    """Every student of the roster is accounted for: one who handed in nothing gets 0 points and
+    a comment saying so (the LMS would otherwise keep an empty grade)."""
+    course, roster = graded_course["course"], graded_course["roster"]
+    with roster.open("a", encoding="utf-8") as handle:
+        handle.write('"1005","erin","Erin Fox","erin@uni.example","A","",""\r\n')
+
+    moodle = write_lms_grades(course, ASSIGNMENT, ROWS, roster, "moodle")
+    canvas = write_lms_grades(course, ASSIGNMENT, ROWS, roster, "canvas")
+
+    sheet = list(csv.DictReader(io.StringIO(moodle.read_text(encoding="utf-8-sig"))))
+    erin = next(r for r in sheet if r["Identifier"] == "Participant 1005")
+    assert (erin["Status"], erin["Grade"], erin["Maximum Grade"]) == (
+        "no submission",
+        "0.00",
+        "100.00",
+    )
+    assert erin["Feedback comments"].startswith("No submission of exercise_08 was collected")
+    table = list(csv.reader(canvas.open(encoding="utf-8")))
+    assert next(r for r in table if r[1] == "1005")[-1] == "0.00"
+    comments = json.loads((course / "grades" / "exercise_08-canvas-comments.json").read_text())
+    assert comments["grade_data"]["1005"]["text_comment"] == erin["Feedback comments"]
+    assert "roster students with no submission: erin." in capsys.readouterr().out
