@@ -758,6 +758,48 @@ def _slurm_ready(cluster: SlurmCluster, what: str) -> Callable[[], bool]:
     return check
 
 
+def _slurm_conf(base: Path, node: str, user: str, socket_path: Path, ports: tuple[int, int]) -> str:
+    """slurm.conf of a single-node cluster in ``base`` on 127.0.0.1, ports ``ports``."""
+    memory_mb = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    return (
+        "\n".join(
+            [
+                "ClusterName=autograder-test",
+                f"SlurmctldHost={node}({HOST})",
+                f"SlurmctldPort={ports[0]}",
+                f"SlurmdPort={ports[1]}",
+                f"SlurmUser={user}",
+                f"SlurmdUser={user}",
+                "AuthType=auth/munge",
+                "CredType=cred/munge",
+                f"AuthInfo=socket={socket_path}",
+                f"StateSaveLocation={base / 'state'}",
+                f"SlurmdSpoolDir={base / 'spool'}",
+                f"SlurmctldPidFile={base / 'slurmctld.pid'}",
+                f"SlurmdPidFile={base / 'slurmd.pid'}",
+                # No cgroups and no systemd: processes are tracked through their parents.
+                "ProctrackType=proctrack/linuxproc",
+                "TaskPlugin=task/none",
+                "JobAcctGatherType=jobacct_gather/none",
+                "AccountingStorageType=accounting_storage/none",
+                "JobCompType=jobcomp/none",
+                "MpiDefault=none",
+                "MailProg=/bin/true",
+                "SchedulerType=sched/builtin",
+                "SelectType=select/cons_tres",
+                "SelectTypeParameters=CR_Core",
+                "ReturnToService=2",
+                "SlurmctldDebug=info",
+                "SlurmdDebug=info",
+                f"NodeName={node} NodeAddr={HOST} CPUs={os.cpu_count()} "
+                f"RealMemory={memory_mb // 2} State=UNKNOWN",
+                "PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+            ]
+        )
+        + "\n"
+    )
+
+
 @contextlib.contextmanager
 def slurm_cluster(tmp_dir: Path | None = None, *, timeout: float = 60.0) -> Iterator[SlurmCluster]:
     """A single-node Slurm started from a generated ``slurm.conf``; yields a ``SlurmCluster``.
@@ -792,44 +834,6 @@ def slurm_cluster(tmp_dir: Path | None = None, *, timeout: float = 60.0) -> Iter
         key.chmod(0o400)
         socket_path = base / "munge.socket"
         node = socket.gethostname().split(".")[0]
-        memory_mb = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
-        conf.write_text(
-            "\n".join(
-                [
-                    "ClusterName=autograder-test",
-                    f"SlurmctldHost={node}({HOST})",
-                    f"SlurmctldPort={free_port()}",
-                    f"SlurmdPort={free_port()}",
-                    f"SlurmUser={user}",
-                    f"SlurmdUser={user}",
-                    "AuthType=auth/munge",
-                    "CredType=cred/munge",
-                    f"AuthInfo=socket={socket_path}",
-                    f"StateSaveLocation={base / 'state'}",
-                    f"SlurmdSpoolDir={base / 'spool'}",
-                    f"SlurmctldPidFile={base / 'slurmctld.pid'}",
-                    f"SlurmdPidFile={base / 'slurmd.pid'}",
-                    # No cgroups and no systemd: processes are tracked through their parents.
-                    "ProctrackType=proctrack/linuxproc",
-                    "TaskPlugin=task/none",
-                    "JobAcctGatherType=jobacct_gather/none",
-                    "AccountingStorageType=accounting_storage/none",
-                    "JobCompType=jobcomp/none",
-                    "MpiDefault=none",
-                    "MailProg=/bin/true",
-                    "SchedulerType=sched/builtin",
-                    "SelectType=select/cons_tres",
-                    "SelectTypeParameters=CR_Core",
-                    "ReturnToService=2",
-                    "SlurmctldDebug=info",
-                    "SlurmdDebug=info",
-                    f"NodeName={node} NodeAddr={HOST} CPUs={os.cpu_count()} "
-                    f"RealMemory={memory_mb // 2} State=UNKNOWN",
-                    "PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
-                ]
-            )
-            + "\n"
-        )
         daemon = start(
             "munged",
             [munged, "--foreground", f"--socket={socket_path}", f"--key-file={key}"]
@@ -845,25 +849,36 @@ def slurm_cluster(tmp_dir: Path | None = None, *, timeout: float = 60.0) -> Iter
         )
         if daemon.popen.poll() is not None:
             raise RuntimeError(f"munged exited:\n{daemon.log_tail()}")
-        controller = start(
-            "slurmctld",
-            [slurmctld, "-D", "-f", conf],
-            log=logs / "slurmctld.log",
-            cwd=base,
-            env=env,
-        )
-        started_here.append(controller)
-        node_daemon = start(
-            "slurmd",
-            [slurmd, "-D", "-f", conf, "-N", node],
-            log=logs / "slurmd.log",
-            cwd=base,
-            env=env,
-        )
-        started_here.append(node_daemon)
-        cluster = SlurmCluster(base, conf, node, env, daemon, controller, node_daemon)
-        wait_until(_slurm_ready(cluster, "controller"), timeout, "slurmctld answering", 0.3)
-        wait_until(_slurm_ready(cluster, "node"), timeout, f"node {node} idle", 0.3)
+        # The ports were free a moment ago; one taken in between is tried again with others.
+        for attempt in range(3):
+            ports = (free_port(), free_port())
+            conf.write_text(_slurm_conf(base, node, user, socket_path, ports))
+            controller = start(
+                "slurmctld",
+                [slurmctld, "-D", "-f", conf],
+                log=logs / "slurmctld.log",
+                cwd=base,
+                env=env,
+            )
+            node_daemon = start(
+                "slurmd",
+                [slurmd, "-D", "-f", conf, "-N", node],
+                log=logs / "slurmd.log",
+                cwd=base,
+                env=env,
+            )
+            started_here += [controller, node_daemon]
+            cluster = SlurmCluster(base, conf, node, env, daemon, controller, node_daemon)
+            try:
+                wait_until(_slurm_ready(cluster, "controller"), timeout, "slurmctld answering", 0.3)
+                wait_until(_slurm_ready(cluster, "node"), timeout, f"node {node} idle", 0.3)
+                break
+            except RuntimeError as error:
+                if "already in use" not in str(error) or attempt == 2:
+                    raise
+                for server in (node_daemon, controller):
+                    server.stop(15.0)
+                    started_here.remove(server)
         os.environ["SLURM_CONF"] = str(conf)
         yield cluster
     finally:
