@@ -308,9 +308,15 @@ def kill_leftovers() -> list[str]:
 atexit.register(kill_leftovers)
 
 
-def _base_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    """The caller's environment (or os.environ), with the repository first on PYTHONPATH."""
-    merged = dict(os.environ if env is None else env)
+def _base_env(env: Mapping[str, str | None] | None) -> dict[str, str]:
+    """This process's environment with ``env`` laid over it (a value None removes the
+    variable), and the repository first on PYTHONPATH."""
+    merged = dict(os.environ)
+    for name, value in (env or {}).items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
     path = merged.get("PYTHONPATH", "")
     merged["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
     merged.setdefault("OMP_NUM_THREADS", "1")
@@ -484,7 +490,7 @@ def _python_m(module: str) -> list[str]:
 @contextlib.contextmanager
 def dask_scheduler(
     *,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     tmp_dir: Path | None = None,
     timeout: float = 60.0,
     extra_args: Sequence[str] = (),
@@ -492,10 +498,10 @@ def dask_scheduler(
     """A real ``dask scheduler`` on 127.0.0.1; yields ``(address, handle)``.
 
     The port is chosen by the scheduler itself (``--port 0``, read back from its
-    ``--scheduler-file``), so two test processes never race for one. No dashboard. ``env``
-    replaces the environment (Dask settings such as
-    ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES`` go there); the repository is put first on
-    PYTHONPATH and is the working directory.
+    ``--scheduler-file``), so two test processes never race for one. No dashboard; its HTTP
+    endpoint on 127.0.0.1 only. ``env``: variables set on top of this process's environment (a
+    value None removes one), e.g. ``{"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}``;
+    the repository is put first on PYTHONPATH and is the working directory.
     """
     folder = Path(tempfile.mkdtemp(prefix="dask-scheduler-", dir=tmp_dir))
     scheduler_file = folder / "scheduler.json"
@@ -551,7 +557,7 @@ def dask_worker(
     name: str,
     nthreads: int = 1,
     resources: str | None = "grader=1",
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     nanny: bool = True,
     tmp_dir: Path | None = None,
     timeout: float = 60.0,
@@ -563,8 +569,9 @@ def dask_worker(
     With ``nanny=True`` (the default, as ``dask worker`` runs in production) a worker process
     that dies is restarted by its nanny and the scheduler reschedules its tasks; ``kill()``
     kills the worker process, not the nanny. ``wait``: return only once the scheduler lists a
-    worker of this name (bounded by ``timeout``). Working directory and first PYTHONPATH entry:
-    the repository, so that ``autograder`` (its worker plugin) imports.
+    worker of this name (bounded by ``timeout``). ``env``: as for ``dask_scheduler``. Working
+    directory and first PYTHONPATH entry: the repository, so that ``autograder`` (its worker
+    plugin) imports.
     """
     folder = Path(tempfile.mkdtemp(prefix=f"dask-worker-{name}-", dir=tmp_dir))
     server = None
@@ -630,8 +637,8 @@ def dask_cluster(
     n_workers: int = 2,
     *,
     resources: str | None = "grader=1",
-    scheduler_env: Mapping[str, str] | None = None,
-    worker_env: Mapping[str, str] | None = None,
+    scheduler_env: Mapping[str, str | None] | None = None,
+    worker_env: Mapping[str, str | None] | None = None,
     nanny: bool = True,
     tmp_dir: Path | None = None,
     timeout: float = 90.0,

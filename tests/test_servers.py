@@ -130,11 +130,27 @@ def test_postgres_answers_through_sqlalchemy_and_is_gone_after(tmp_path: Path):
 
 def test_dask_cluster_runs_tasks_and_is_gone_after(tmp_path: Path):
     started = time.monotonic()
-    with dask_cluster(2, tmp_dir=tmp_path) as cluster:
+    with dask_cluster(
+        2,
+        tmp_dir=tmp_path,
+        scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"},
+        worker_env={"AUTOGRADER_TEST_MARK": "on the workers"},
+    ) as cluster:
         up = time.monotonic() - started
         assert cluster.address.startswith("tcp://127.0.0.1:")
         with cluster.client() as client:
             assert client.submit(lambda: 1 + 1, pure=False).result(timeout=60) == 2
+
+            def settings():
+                import dask
+
+                return dask.config.get("distributed.scheduler.allowed-failures"), os.environ
+
+            # env= is laid over the caller's environment, not put in its place.
+            failures, scheduler_environ = client.run_on_scheduler(settings)
+            assert failures == 1 and scheduler_environ["PATH"] == os.environ["PATH"]
+            marks = client.run(lambda: os.environ.get("AUTOGRADER_TEST_MARK"))
+            assert list(marks.values()) == ["on the workers"] * 2
 
             def where_autograder():
                 import autograder
