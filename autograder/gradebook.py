@@ -6,6 +6,8 @@
   notebooks and cells but no student and no other assignment.
 - :func:`store_scores`: the trusted per-cell scores (the hidden-accuracy cell included) into the
   real gradebook. No gradebook a sandbox could write is ever read.
+- :func:`record_students`: the students of the grade table and the roster, with their names, so
+  that ``nbgrader export`` and formgrader list every student (``report`` calls it).
 """
 
 from __future__ import annotations
@@ -126,3 +128,35 @@ def store_scores(course_dir: Path, assignment: str, student: str, scores: Scores
                     grade.manual_score = None
                     grade.needs_manual_grade = False
         gb.db.commit()
+
+
+def record_students(course_dir: Path, students: dict[str, dict[str, str]]) -> None:
+    """Add ``students`` (``{student id: {"first_name", "last_name", "email"}}``) to the real
+    gradebook, or update the names and emails given (empty values leave what is there); no
+    gradebook, nothing to do.
+
+    A student without a submission (a rejected upload, a roster student who handed in nothing)
+    is then exported by nbgrader with 0 points, as the grade table and the LMS files have them.
+    """
+    from nbgrader.api import Gradebook
+
+    db = Path(course_dir) / "gradebook.db"
+    if not db.is_file() or not students:
+        return
+    course.ensure_tools_on_path()
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{db}", course.COURSE_ID) as gb:
+        warnings.simplefilter("ignore")
+        for student_id, fields in sorted(students.items()):
+            gb.update_or_create_student(student_id, **{k: v for k, v in fields.items() if v})
+        gb.db.commit()
+
+
+def split_name(full_name: str) -> dict[str, str]:
+    """``first_name`` and ``last_name`` of a roster's full name: "Jane Doe" (the last word is
+    the last name) or "Doe, Jane" (as Canvas sorts names)."""
+    full_name = " ".join(full_name.split())
+    if "," in full_name:
+        last, first = (part.strip() for part in full_name.split(",", 1))
+    else:
+        first, _, last = full_name.rpartition(" ")
+    return {"first_name": first, "last_name": last}

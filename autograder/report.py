@@ -42,7 +42,7 @@ from .course import (
     write_config,
     write_course_file,
 )
-from .results import COLUMNS, clean_text, read_results
+from .results import COLUMNS, clean_text, is_student_id, read_results
 
 CSV_COLUMNS = [*COLUMNS, "flags"]
 """The grade table: the design's columns, then the grader's flags for a human look."""
@@ -86,6 +86,7 @@ def report(
         print(f"No collected submissions of {assignment} yet; run collect, then grade.")
     print(format_table(rows))
     print(f"Wrote {path} ({len(rows)} students) and feedback in {course_dir / 'feedback'}.")
+    _record_students(course_dir, rows, roster)
     if lms:
         from .lms import write_lms_grades
 
@@ -225,6 +226,26 @@ def lost_points(row: dict) -> list[dict]:
             {"item": "grading", "score": 0, "max": row.get("total_max"), "reason": row["message"]}
         ]
     return [{**entry, "reason": clean_text(entry.get("reason")) or "-"} for entry in lost]
+
+
+def _record_students(course_dir: Path, rows: list[dict], roster: Path | None) -> None:
+    """Every student of the table (not the placeholders of unnamed uploads) and of the roster
+    into nbgrader's gradebook, with names and emails from the roster."""
+    from .collect import PLACEHOLDER_PREFIX
+    from .gradebook import record_students, split_name
+
+    students = {
+        row["student_id"]: {}
+        for row in rows
+        if not row["student_id"].startswith(PLACEHOLDER_PREFIX)
+    }
+    if roster is not None:
+        from .lms import read_roster
+
+        for entry in read_roster(Path(roster)).values():
+            if is_student_id(entry.student_id):
+                students[entry.student_id] = {**split_name(entry.full_name), "email": entry.email}
+    record_students(course_dir, students)
 
 
 def _write_summary(course_dir: Path, assignment: str, row: dict, pages: list[str]) -> Path:

@@ -278,3 +278,50 @@ def test_everything_report_writes_is_readable_like_nbgraders_own_pages(course_wi
     assert {str(p): os.stat(p).st_mode & 0o777 for p in written} == {
         str(p): 0o666 & ~umask for p in written
     }
+
+
+def test_nbgraders_export_gets_names_from_the_roster_and_rejected_students_at_zero(
+    course_with_records, tmp_path
+):
+    """nbgrader export listed only graded students, without names. After report with a roster
+    the gradebook knows every student of the table (rejected ones at 0, as nbgrader exports a
+    student without a submission), every roster student, and their names and emails."""
+    import subprocess
+    import sys
+
+    from nbgrader.api import Gradebook
+
+    course.ensure_tools_on_path()
+    db = f"sqlite:///{course_with_records / 'gradebook.db'}"
+    with Gradebook(db, course.COURSE_ID) as gb:
+        gb.add_assignment(ASSIGNMENT)
+    results.write_result(
+        course_with_records,
+        ASSIGNMENT,
+        "unnamed-0123456789",
+        _record("rejected", 0.0, None, 0.0, "x.zip has no usable student id."),
+    )
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "lms_id,student_id,full_name,email\n"
+        "1001,zoe,Zoe Zeta,zoe@uni.example\n"
+        '1002,bea,"Roe, Bea",bea@uni.example\n'
+        "1003,ivan,Ivan Ivanov,\n"
+    )
+
+    report(course_with_records, ASSIGNMENT, lms="moodle", roster=roster)
+
+    export = tmp_path / "export.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "export", "--to", str(export)],
+        cwd=course_with_records,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {r["student_id"]: r for r in csv.DictReader(export.open(newline=""))}
+    assert set(rows) == {"adam", "bea", "ivan", "mia", "noah", "zoe"}
+    assert (rows["zoe"]["first_name"], rows["zoe"]["last_name"]) == ("Zoe", "Zeta")
+    assert (rows["bea"]["first_name"], rows["bea"]["last_name"]) == ("Bea", "Roe")
+    assert rows["bea"]["email"] == "bea@uni.example" and rows["bea"]["score"] == "0.0"
