@@ -11,6 +11,9 @@ Run from the repository root::
     python -m autograder report ASSIGNMENT [--lms moodle|canvas --roster CSV [--canvas-column C]]
     python -m autograder demo [--jobs N]
     python -m autograder gradescope ASSIGNMENT [--out DIR]
+    python -m autograder tokens ASSIGNMENT --roster CSV --out FILE [--instructor NAME...]
+    python -m autograder serve [--host H] [--port P] [--scheduler ADDR] [--database URL]
+                               [--deadline ISO8601] [--daily-cap N] [--counts A=best|last]
     python -m autograder gradescope-run [--root DIR] [--assignment ASSIGNMENT]
 
 Every command takes ``--course-dir DIR`` (default ``course``; the demo uses its own course in
@@ -131,6 +134,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--jobs", type=int, default=1, metavar="N", help="grade N at a time")
 
+    tokens = commands.add_parser(
+        "tokens", parents=[common], help="login tokens for the submission service"
+    )
+    tokens.add_argument("assignment", metavar="ASSIGNMENT", choices=ASSIGNMENTS)
+    tokens.add_argument("--roster", type=Path, required=True, metavar="CSV", help="the roster")
+    tokens.add_argument("--out", type=Path, required=True, metavar="FILE", help="a new file")
+    tokens.add_argument("--instructor", action="append", default=[], metavar="NAME")
+
+    serve = commands.add_parser(
+        "serve", parents=[common], help="the submission service (upload, grade, see the result)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="default: 8000")
+    serve.add_argument(
+        "--scheduler",
+        default=os.environ.get("AUTOGRADER_SCHEDULER"),
+        metavar="ADDR",
+        help="grade on this Dask scheduler (default: an embedded cluster of --jobs workers)",
+    )
+    serve.add_argument("--jobs", type=int, default=1, metavar="N", help="embedded workers")
+    serve.add_argument("--deadline", default=None, metavar="ISO8601", help="uploads close then")
+    serve.add_argument("--daily-cap", type=int, default=5, metavar="N", help="default: 5")
+    serve.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB")
+    serve.add_argument(
+        "--counts",
+        action="append",
+        default=[],
+        metavar="ASSIGNMENT=best|last",
+        help="which upload counts (default: best)",
+    )
+    serve.add_argument(
+        "--behind-https", action="store_true", help="behind a TLS proxy: Secure cookies"
+    )
+    for command in (tokens, serve):
+        command.add_argument("--database", default=None, metavar="URL")
+
     gradescope = commands.add_parser(
         "gradescope", parents=[common], help="build the autograder zip to upload on Gradescope"
     )
@@ -196,6 +235,28 @@ def _run(args: argparse.Namespace) -> None:
         from .demo import demo
 
         demo(course_dir, jobs=args.jobs)
+    elif args.command == "tokens":
+        from .tokens import issue_tokens
+
+        issue_tokens(course_dir, args.assignment, args.roster, args.out, args.instructor)
+    elif args.command == "serve":
+        from .service.app import serve
+        from .service.config import ServiceConfig, parse_counts, parse_deadline
+
+        if args.jobs < 1 or args.daily_cap < 1 or args.max_upload_mb <= 0:
+            raise AutograderError("--jobs, --daily-cap and --max-upload-mb must be positive.")
+        config = ServiceConfig(
+            course_dir=course_dir,
+            database=args.database,
+            scheduler=args.scheduler,
+            jobs=args.jobs,
+            deadline=parse_deadline(args.deadline),
+            max_upload_bytes=int(args.max_upload_mb * 2**20),
+            daily_cap=args.daily_cap,
+            counts=parse_counts(args.counts),
+            behind_https=args.behind_https,
+        )
+        serve(config, args.host, args.port)
     elif args.command == "gradescope":
         from .gradescope import build
 
