@@ -918,3 +918,83 @@ def slurm_cluster(tmp_dir: Path | None = None, *, timeout: float = 60.0) -> Iter
         shutil.rmtree(base, ignore_errors=True)
         if problems and sys.exc_info()[0] is None:  # never hide the error that ended the test
             raise RuntimeError("Slurm did not stop cleanly: " + " | ".join(problems))
+
+
+# --- The submission service (uvicorn) -------------------------------------------------------
+
+SERVE_SCRIPT = """
+import sys
+from pathlib import Path
+from autograder import course
+from autograder.cli import main
+course.REPO_ROOT = Path(sys.argv[1])
+sys.exit(main(sys.argv[2:]))
+"""
+"""``python -m autograder`` with ``course.REPO_ROOT`` set first (a test's stand-in exercise)."""
+
+
+@dataclass
+class ServiceServer(Server):
+    """``python -m autograder serve`` (uvicorn, and its embedded Dask cluster unless
+    ``--scheduler``); ``url`` is its address; ``kill(sig)`` signals the uvicorn process."""
+
+    url: str = ""
+
+
+@contextlib.contextmanager
+def uvicorn_server(
+    course_dir: Path,
+    *,
+    repo_root: Path | None = None,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    tmp_dir: Path | None = None,
+    timeout: float = 120.0,
+    name: str = "service",
+) -> Iterator[ServiceServer]:
+    """The submission service on 127.0.0.1 and a free port, serving ``course_dir``; yields
+    once ``GET /healthz`` answers 200 (the database and the grading engine are up).
+
+    ``repo_root``: the exercises' root for ``course.REPO_ROOT`` (default: the repository);
+    ``args``: more ``serve`` options (``--jobs 2``, ``--daily-cap 3``, ``--scheduler ...``).
+    The log (``<name>.log``) stays in ``tmp_dir`` when given.
+    """
+    import urllib.error
+    import urllib.request
+
+    folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp_dir))
+    server = None
+    try:
+        for _attempt in range(3):  # a free port taken meanwhile by another process: again
+            port = free_port()
+            argv = [sys.executable, "-c", SERVE_SCRIPT, str(repo_root or REPO_ROOT), "serve"]
+            argv += ["--course-dir", str(course_dir), "--host", HOST, "--port", str(port)]
+            server = start(
+                name,
+                argv + list(args),
+                log=folder / f"{name}.log",
+                cwd=REPO_ROOT,
+                env=_base_env(env),
+                cls=ServiceServer,
+            )
+            server.url = f"http://{HOST}:{port}"
+
+            def healthy(server: ServiceServer = server):
+                if server.popen.poll() is not None:
+                    return "exited"
+                with contextlib.suppress(OSError, urllib.error.HTTPError):
+                    with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as answer:
+                        return answer.status == 200
+                return False
+
+            if wait_until(healthy, timeout, f"{name} at {server.url}", 0.2) is True:
+                break
+            if "address already in use" not in server.log_tail().lower():
+                raise RuntimeError(f"{name} exited:\n{server.log_tail()}")
+            server.stop(15.0)
+        yield server
+    finally:
+        if server is not None:
+            server.stop(30.0)
+        if tmp_dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
