@@ -39,22 +39,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .core.errors import AutograderError
+from .core.paths import REPO_ROOT
+from .core.settings import CELL_TIMEOUT_S
 from .files import atomic_write
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-"""The repository root (the folder that holds ``exercise_08/`` and ``autograder/``)."""
 
 ASSIGNMENTS: tuple[str, ...] = ("exercise_08", "exercise_08_optional")
 """The assignments of the course, in release order; each is a folder of the repository."""
 
 COURSE_ID = "exercise08"
-
-
-class AutograderError(Exception):
-    """A problem the instructor can fix; its text is one sentence saying what to do.
-
-    The command line prints it without a traceback and exits with status 1.
-    """
 
 
 HIDDEN_CELL: dict[str, str] = {"exercise_08": "hidden_accuracy"}
@@ -63,9 +56,6 @@ all-or-nothing, set by the grader from the model's accuracy on the hidden test s
 
 HIDDEN_PASS_ACCURACY = 0.55
 """Hidden-test accuracy at or above which the hidden-accuracy points are given."""
-
-CELL_TIMEOUT_S = 300
-"""nbgrader's per-cell execution timeout when autograding (the notebooks do not train then)."""
 
 SOURCE_IGNORE = (
     "grading",

@@ -13,7 +13,6 @@ Entry point: :func:`grade`.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -173,10 +172,5 @@ class _Progress:
         print(
             f"Graded {graded} and skipped {self.already} already graded submissions of "
             f"{self.assignment} in {time.monotonic() - self.started:.1f} s "
-            f"(records in {store.url if not store.url.startswith('sqlite') else _short(store)}).",
-            file=sys.stdout,
+            f"(records in {store.where})."
         )
-
-
-def _short(store: Store) -> str:
-    return store.url.removeprefix("sqlite:///")

@@ -91,3 +91,46 @@ def test_slurmcluster_worker_job_runs_a_task(tmp_path: Path):
     stats = [servers._proc_stat(pid) for pid in daemon_pids + job_pids]
     assert all(stat is None or stat[0] in ("Z", "X") for stat in stats)
     assert not any(daemon.running() for daemon in daemons)
+
+
+def test_grade_on_a_slurmcluster_grades_the_batch_like_the_embedded_cluster(
+    tmp_path: Path, standin_course, models, prepared_data_dir
+):
+    """The README's Slurm recipe: a SLURMCluster's workers (Slurm batch jobs) grade a batch
+    through ``grade --scheduler``, with the same records as a run on this machine."""
+    from dask_jobqueue import SLURMCluster
+    from standin_course import collect_kinds, grade_settings
+
+    from autograder.grade import grade
+    from autograder.results import read_results
+    from autograder.store import Store
+
+    collect_kinds(standin_course, models, prepared_data_dir, ["good", "untouched"])
+    with (
+        slurm_cluster(tmp_path) as slurm,
+        SLURMCluster(
+            cores=1,
+            processes=1,
+            memory="6GB",
+            walltime="00:10:00",
+            python=sys.executable,
+            worker_extra_args=["--resources", "grader=1"],
+            job_script_prologue=[f"cd {REPO_ROOT}", f"export PYTHONPATH={REPO_ROOT}"],
+            scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+            log_directory=str(tmp_path / "jobs"),
+            shebang="#!/bin/sh",
+        ) as cluster,
+    ):
+        cluster.scale(1)
+        grade(
+            standin_course,
+            "exercise_08",
+            settings=grade_settings(prepared_data_dir),
+            scheduler=cluster.scheduler_address,
+        )
+        job_pids = slurm.job_processes()
+        holders = {row.holder for row in Store.for_course(standin_course).rows("exercise_08")}
+    totals = {r["student_id"]: r["total"] for r in read_results(standin_course, "exercise_08")}
+    assert totals == {"good": 100.0, "untouched": 0.0}
+    graded_by = {int(holder.split(" pid ")[1].split()[0]) for holder in holders}
+    assert graded_by and graded_by <= set(job_pids), (holders, job_pids)

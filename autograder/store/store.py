@@ -23,7 +23,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, delete, event, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -127,6 +127,14 @@ class Store:
         self.engine = _engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._migrate()
+
+    @property
+    def where(self) -> str:
+        """Where the database is, to show a person: a file's path, or the URL without its
+        password."""
+        if self.url.startswith("sqlite:///"):
+            return self.url.removeprefix("sqlite:///")
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @classmethod
     def for_course(cls, course_dir: Path, url: str | None = None) -> Store:
