@@ -135,7 +135,9 @@ def _read_run(
 
 
 def hidden_result(run: ModelRun, labels: np.ndarray, points: float, pass_accuracy: float):
-    """Score the model's logits on the hidden images (the first ``len(labels)`` rows)."""
+    """Score the model's logits on the hidden images (the first ``len(labels)`` rows); the
+    message always states the accuracy and the pass mark (shown under the hidden cell in the
+    feedback), and a row's message lists only parts that lost points."""
     if run.logits is None:
         return HiddenResult(None, 0.0, points, run.rule or run.problem, run.seconds)
     if not np.isfinite(run.logits).all():
@@ -147,7 +149,11 @@ def hidden_result(run: ModelRun, labels: np.ndarray, points: float, pass_accurac
     predicted = run.logits[: len(labels)].argmax(axis=1)
     accuracy = round(float(np.mean(predicted == labels)), 4)
     if accuracy >= pass_accuracy:
-        return HiddenResult(accuracy, points, points, "", run.seconds)
+        message = (
+            f"Your model's accuracy on the hidden test set is {accuracy:.2f}, at least the "
+            f"{pass_accuracy:.2f} needed: all {points:g} points."
+        )
+        return HiddenResult(accuracy, points, points, message, run.seconds)
     message = (
         f"Your model's accuracy on the hidden test set is {accuracy:.2f}, below the "
         f"{pass_accuracy:.2f} needed for these {points:g} points: improve the classifier "

@@ -59,9 +59,9 @@ class UnusableData(ValueError):
     """A file from a sandbox breaks a rule; the message says which, as a phrase."""
 
 
-def read_bytes(root: Path, relative: str | PurePosixPath, max_bytes: int) -> bytes | None:
-    """The bytes of ``root/relative`` if it is a regular file of at most ``max_bytes`` reached
-    without any symbolic link below ``root``, else None."""
+def _open_file(root: Path, relative: str | PurePosixPath) -> int | None:
+    """A read-only descriptor of ``root/relative`` reached without any symbolic link below
+    ``root`` (each component opened with ``O_NOFOLLOW`` in the folder above), else None."""
     parts = [p for p in PurePosixPath(relative).parts if p not in ("", ".")]
     if not parts or ".." in parts:
         return None
@@ -75,11 +75,32 @@ def read_bytes(root: Path, relative: str | PurePosixPath, max_bytes: int) -> byt
             next_fd = os.open(part, folder_flags, dir_fd=fd)
             os.close(fd)
             fd = next_fd
-        file_fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
     except OSError:
-        os.close(fd)
         return None
-    os.close(fd)
+    finally:
+        os.close(fd)
+
+
+def file_size(root: Path, relative: str | PurePosixPath) -> int | None:
+    """The size of ``root/relative`` if it is a regular file reached without any symbolic link
+    below ``root``, else None (for a sentence such as "too large for feedback (62 MB)")."""
+    file_fd = _open_file(root, relative)
+    if file_fd is None:
+        return None
+    try:
+        info = os.fstat(file_fd)
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
+    finally:
+        os.close(file_fd)
+
+
+def read_bytes(root: Path, relative: str | PurePosixPath, max_bytes: int) -> bytes | None:
+    """The bytes of ``root/relative`` if it is a regular file of at most ``max_bytes`` reached
+    without any symbolic link below ``root``, else None."""
+    file_fd = _open_file(root, relative)
+    if file_fd is None:
+        return None
     try:
         info = os.fstat(file_fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
