@@ -1,0 +1,209 @@
+"""The submission service's JSON API against a real server (uvicorn on 127.0.0.1, its embedded
+Dask cluster, the stand-in exercise that grades in seconds): the contract's names, codes and
+fields, ownership (404 for another student's id), the instructor's grade table, the daily cap in
+the database, the deadline, and the fair queue (a student's next upload waits behind every other
+student's first)."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from service_support import (
+    ASSIGNMENT,
+    CONTRACT_FIELDS,
+    client,
+    make_service_course,
+    running_service,
+    upload,
+    wait_final,
+)
+
+from autograder.core.records import Status
+from autograder.service.paths import ServicePaths
+from autograder.store.uploads import Uploads
+
+pytestmark = pytest.mark.slow
+
+CAP = 3
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, models, prepared_data_dir):
+    root = tmp_path_factory.mktemp("service")
+    return make_service_course(
+        root, models, prepared_data_dir, ["good", "untouched", "model_missing"]
+    )
+
+
+@pytest.fixture(scope="module")
+def server(made, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("service-logs")
+    with running_service(made, logs, "--jobs", "1", "--daily-cap", str(CAP)) as server:
+        yield server
+
+
+def test_every_api_route_answers_401_without_a_token(server):
+    with client(server.url) as http:
+        assert http.get("/api/submissions").status_code == 401
+        assert http.get("/api/submissions/abc").status_code == 401
+        assert http.get(f"/api/grades/{ASSIGNMENT}").status_code == 401
+        answer = http.post("/api/submissions", files={"file": ("a.zip", b"PK")})
+        assert answer.status_code == 401
+        assert answer.json()["error"].startswith("Log in")
+    with client(server.url, "1.not-the-token") as http:
+        assert http.get("/api/submissions").status_code == 401
+    assert client(server.url).get("/healthz").status_code == 200
+
+
+def test_an_upload_is_stored_and_committed_before_the_202_and_graded_with_the_contracts_fields(
+    server, made
+):
+    with client(server.url, made.tokens["alice"]) as http:
+        answer = upload(http, made.zips["good"])
+        assert answer.status_code == 202, answer.text
+        body = answer.json()
+        assert set(body) == {"id", "status"} and body["status"] == "queued"
+        stored = Uploads(made.store()).get(body["id"])  # committed before the answer
+        assert stored is not None and stored.student_id == "alice"
+        assert ServicePaths(made.course_dir).upload_zip(stored.zip_sha256).is_file()
+        result = wait_final(http, body["id"])
+        listing = http.get("/api/submissions").json()
+    assert CONTRACT_FIELDS <= set(result)
+    assert result["status"] == "graded", result
+    assert (result["tests_score"], result["hidden_score"], result["total"]) == (50, 50, 100)
+    assert result["total_max"] == 100 and result["counts"] is True
+    assert result["public_accuracy"] is not None and result["position"] is None
+    assert [p["name"] for p in result["parts"]] == [
+        "autoencoder: test_answer",
+        "autoencoder: test_value",
+        "autoencoder: hidden_accuracy",
+    ]
+    hidden = result["parts"][2]["message"]  # before the deadline: no graded accuracy
+    assert "pass mark" in hidden and "after the deadline" in hidden
+    assert [u["id"] for u in listing] == [body["id"]]
+
+
+def test_another_students_upload_answers_404_exactly_like_an_id_that_does_not_exist(server, made):
+    with client(server.url, made.tokens["bob"]) as http:
+        answer = upload(http, made.zips["untouched"])
+        assert answer.status_code == 202
+        bobs = answer.json()["id"]
+    with client(server.url, made.tokens["carol"]) as http:
+        other = http.get(f"/api/submissions/{bobs}")
+        missing = http.get(f"/api/submissions/{secrets.token_hex(8)}")
+        assert http.get("/api/submissions").json() == []
+    assert other.status_code == missing.status_code == 404
+    assert other.json() == missing.json()
+    with client(server.url, made.tokens["bob"]) as http:
+        result = wait_final(http, bobs)
+    assert result["status"] == "graded" and result["tests_score"] == 0
+    assert "NotImplementedError" in result["message"] or result["message"]
+
+
+def test_the_grade_table_is_for_instructors_only_and_has_the_csv_columns(server, made):
+    with client(server.url, made.tokens["alice"]) as http:
+        assert http.get(f"/api/grades/{ASSIGNMENT}").status_code == 403
+        assert http.get(f"/api/grades/{ASSIGNMENT}.csv").status_code == 403
+    with client(server.url, made.tokens["prof"]) as http:
+        rows = http.get(f"/api/grades/{ASSIGNMENT}").json()
+        text = http.get(f"/api/grades/{ASSIGNMENT}.csv").text
+        assert (
+            http.post(
+                "/api/submissions",
+                data={"assignment": ASSIGNMENT},
+                files={"file": ("g.zip", made.zips["good"].read_bytes())},
+            ).status_code
+            == 403
+        )
+    alice = next(row for row in rows if row["student_id"] == "alice")
+    assert list(alice) == [
+        "student_id", "status", "tests_score", "tests_max", "hidden_accuracy", "hidden_score",
+        "hidden_max", "total", "total_max", "message", "flags",
+    ]  # fmt: skip
+    assert alice["total"] == 100 and alice["hidden_accuracy"] is not None
+    assert text.splitlines()[0].startswith("student_id,status,tests_score")
+
+
+def test_bad_zips_are_refused_with_collects_sentence_and_do_not_count_against_the_cap(
+    server, made, tmp_path
+):
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(made.zips["good"].read_bytes()[:5000])
+    with client(server.url, made.tokens["dave"]) as http:
+        answer = upload(http, broken)
+        assert answer.status_code == 400
+        assert answer.json()["error"].startswith("broken.zip is damaged or incomplete")
+        answer = http.post(
+            "/api/submissions", data={"assignment": ASSIGNMENT}, files={"file": ("x.zip", b"")}
+        )
+        assert answer.status_code == 400 and "not a zip" in answer.json()["error"]
+        answer = http.post("/api/submissions", data={"assignment": ASSIGNMENT})
+        assert answer.status_code == 400 and "file" in answer.json()["error"]
+        other = http.post(
+            "/api/submissions",
+            data={"assignment": "exercise_08_optional"},
+            files={"file": ("g.zip", made.zips["good"].read_bytes())},
+        )
+        assert other.status_code == 400 and "your token is for exercise_08" in other.text
+        assert http.get("/api/submissions").json() == []
+
+
+def test_the_daily_cap_is_counted_in_the_database_and_answers_429(server, made):
+    with client(server.url, made.tokens["erin"]) as http:
+        ids = []
+        for _ in range(CAP):
+            answer = upload(http, made.zips["model_missing"])
+            assert answer.status_code == 202, answer.text
+            ids.append(answer.json()["id"])
+        over = upload(http, made.zips["model_missing"])
+        assert over.status_code == 429
+        assert "daily limit" in over.json()["error"]
+        results = [wait_final(http, upload_id) for upload_id in ids]
+    assert len(set(ids)) == CAP
+    # The same bytes: one grading row, one record, three uploads.
+    assert len({r["finished"] for r in results}) == 1
+    assert sum(r["counts"] for r in results) == 1
+    rows = [r for r in made.store().rows(ASSIGNMENT) if r.student_id == "erin"]
+    assert len(rows) == 1 and rows[0].state is Status.GRADED
+
+
+def test_a_students_next_upload_waits_behind_every_other_students_first(server, made):
+    """One worker: frank hands in three zips, then gina and hank one each; gina's and hank's
+    are graded before frank's second and third, and the positions said so while queued."""
+    kinds = ["good", "untouched", "model_missing"]
+    with (
+        client(server.url, made.tokens["frank"]) as frank,
+        client(server.url, made.tokens["gina"]) as gina,
+        client(server.url, made.tokens["hank"]) as hank,
+    ):
+        franks = [upload(frank, made.zips[kind]).json()["id"] for kind in kinds]
+        ginas = upload(gina, made.zips["untouched"]).json()["id"]
+        hanks = upload(hank, made.zips["model_missing"]).json()["id"]
+        queued = {
+            name: http.get(f"/api/submissions/{upload_id}").json()
+            for name, http, upload_id in [
+                ("frank2", frank, franks[1]),
+                ("frank3", frank, franks[2]),
+                ("gina", gina, ginas),
+                ("hank", hank, hanks),
+            ]
+        }
+        results = {
+            "frank2": wait_final(frank, franks[1]),
+            "frank3": wait_final(frank, franks[2]),
+            "gina": wait_final(gina, ginas),
+            "hank": wait_final(hank, hanks),
+        }
+        wait_final(frank, franks[0])
+    places = {name: body["position"] for name, body in queued.items() if body["status"] == "queued"}
+    assert set(places) >= {"frank2", "frank3", "gina", "hank"}, queued
+    assert max(places["gina"], places["hank"]) < min(places["frank2"], places["frank3"])
+    assert max(results["gina"]["finished"], results["hank"]["finished"]) <= min(
+        results["frank2"]["finished"], results["frank3"]["finished"]
+    )
+    store_rows = {r.id: r for r in made.store().rows(ASSIGNMENT)}
+    uploads = Uploads(made.store())
+    pairs = [("gina", ginas), ("hank", hanks), ("frank2", franks[1]), ("frank3", franks[2])]
+    started = {name: store_rows[uploads.get(i).grading.id].held_since for name, i in pairs}
+    assert max(started["gina"], started["hank"]) <= min(started["frank2"], started["frank3"])
