@@ -161,20 +161,26 @@ def collect(
     limits: Limits = Limits(),
     lms: str | None = None,
     roster: Path | None = None,
+    student_id: str | None = None,
 ) -> list[Outcome]:
     """Import the uploads in ``paths`` for ``assignment``; print what happened; return outcomes.
 
     ``paths`` are zip files or folders of them, or with ``lms`` (``"moodle"`` or ``"canvas"``)
     the LMS's bulk download (its zip or unpacked folder), whose LMS ids ``roster`` maps to
-    student ids. Outcomes are sorted by student id. Raises ``AutograderError`` if
-    ``course_dir`` is not a course (:func:`autograder.course.require_course`), a path does not
-    exist, the options do not fit together, ``id_pattern`` is not a valid regex, the roster is
-    unusable or a bulk download is unsafe.
+    student ids. With ``student_id`` every upload is that student's (Gradescope's one
+    submission): file names are then only shown in messages, never read for an id or an
+    assignment (the notebooks inside still decide the assignment). Outcomes are sorted by
+    student id. Raises ``AutograderError`` if ``course_dir`` is not a course
+    (:func:`autograder.course.require_course`), a path does not exist, the options do not fit
+    together, ``id_pattern`` is not a valid regex, the roster is unusable or a bulk download is
+    unsafe.
     """
     course_dir = require_course(course_dir)
     exercise_dir(assignment)
     pattern = _compile(id_pattern)
     roster_map = _check_options(lms, roster, id_pattern)
+    if student_id is not None and (lms or id_pattern):
+        raise AutograderError("A fixed student id takes neither --from nor --id-pattern.")
     with course_lock(course_dir, "collect"):
         staging = course_dir / ".staging"
         shutil.rmtree(staging, ignore_errors=True)
@@ -182,7 +188,13 @@ def collect(
         try:
             uploads = _uploads(paths, lms, staging, limits)
             return _collect_all(
-                course_dir, assignment, uploads, pattern, (lms, roster, roster_map), limits
+                course_dir,
+                assignment,
+                uploads,
+                pattern,
+                (lms, roster, roster_map),
+                limits,
+                student_id,
             )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -218,17 +230,21 @@ def _collect_all(
     pattern: re.Pattern | None,
     lms_options: tuple[str | None, Path | None, dict | None],
     limits: Limits,
+    owner: str | None = None,
 ) -> list[Outcome]:
     lms = lms_options[0]
     notebooks = _notebooks_by_assignment(course_dir)
     manifest = _load_manifest(course_dir, assignment)
     by_student: dict[str, list[Upload]] = {}
     for upload in uploads:
-        elsewhere = _belongs_elsewhere(upload, assignment, notebooks)
+        elsewhere = _belongs_elsewhere(upload, assignment, notebooks, by_name=owner is None)
         if elsewhere:
             print(f"skipped {shown(upload.name)}: {elsewhere}")
             continue
-        student_id, problem = _identify(upload, pattern, *lms_options)
+        if owner is not None:
+            student_id, problem = owner, None
+        else:
+            student_id, problem = _identify(upload, pattern, *lms_options)
         if problem is None:
             _forget_placeholder(course_dir, assignment, upload, student_id, manifest)
         by_student.setdefault(student_id, []).append(replace(upload, problem=problem))
@@ -618,9 +634,12 @@ def _assignments_named(file_name: str) -> set[str]:
     }
 
 
-def _belongs_elsewhere(upload: Upload, assignment: str, notebooks: dict) -> str | None:
-    """Why ``upload`` is for another assignment (one sentence), or ``None`` if it may be ours."""
-    named = _assignments_named(upload.file_name)
+def _belongs_elsewhere(
+    upload: Upload, assignment: str, notebooks: dict, by_name: bool = True
+) -> str | None:
+    """Why ``upload`` is for another assignment (one sentence), or ``None`` if it may be ours;
+    ``by_name``: its file name may decide (else only the notebooks inside)."""
+    named = _assignments_named(upload.file_name) if by_name else set()
     if len(named) == 1 and assignment not in named:
         return f"its name says it is for {named.pop()}, not {assignment}."
     if len(named) == 1:

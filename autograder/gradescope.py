@@ -8,7 +8,7 @@ trusted checks, course key, hidden test set): upload it to Gradescope only. Its 
                         in /autograder/venv, the pinned requirements.txt (torch as a CPU build)
     run_autograder      run for every submission: ``python -m autograder gradescope-run
                         --assignment <assignment>``
-    requirements.txt    the course's pinned requirements
+    requirements.txt    what grading needs (:data:`GRADING_PACKAGES`), with the course's pins
     autograder/         this package
     <exercise>/         the SOURCE exercise folder(s) with grading/ (exercise_08 always: the
                         grader uses its data modules); owner-only
@@ -21,7 +21,8 @@ checked source; on Gradescope, :func:`run` releases the same source again.
 
 :func:`run` (``python -m autograder gradescope-run``) grades ``/autograder/submission`` in a
 temporary course: release, ``collect`` of the submission under the neutral id ``submission``
-(a zip as uploaded, or the files Gradescope unpacked from it, packed into one), ``grade`` (the
+(a zip as uploaded, under its own name, or the files Gradescope unpacked from it, packed into
+one called "your upload": collect's messages name what the student uploaded), ``grade`` (the
 sandbox, the trusted checks, the hidden check) and the result record turned into
 ``/autograder/results/results.json``: ``score`` is the record's total; one test per graded
 cell (name, score, max_score, output: the record's reason or "Passed."; the hidden-accuracy test
@@ -72,9 +73,10 @@ from pathlib import Path
 
 from . import course
 from .collect import Limits, collect
+from .core.paths import PACKAGE_DIR
 from .course import AutograderError
 from .files import atomic_write
-from .grade import PACKAGE_DIR, GradeSettings, grade
+from .grade import GradeSettings, grade
 from .release import ZIP_DATE, release
 from .results import clean_text, read_result
 
@@ -90,6 +92,28 @@ DATA_FILES = (
     "MNIST/raw/train-labels-idx1-ubyte",
 )
 """The data files shipped (the split files of ``data/splits/`` too); never the official test."""
+GRADING_PACKAGES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "matplotlib",
+    "ipywidgets",
+    "tqdm",
+    "nbgrader",
+    "jupyterlab",
+    "ipykernel",
+    "nbclient",
+    "jinja2",
+    "dask",
+    "distributed",
+    "sqlalchemy",
+    "alembic",
+)
+"""What grading needs on Gradescope, installed there with the pins of ``requirements.txt``: the
+notebook's packages (it runs under nbgrader), nbgrader and what it runs the notebook with
+(jupyterlab is a requirement of nbgrader itself), and the engine and its store. The course's
+test, lint and browser tools, the Slurm and PostgreSQL drivers and the submission service are
+left out. A package grading starts to need must be added here."""
 PASSED = "Passed."
 HIDDEN_NAME = "Hidden test set accuracy"
 MAX_TITLE_CHARS = 80
@@ -157,7 +181,7 @@ def build(course_dir: Path, assignment: str, out_dir: Path, data_dir: Path | Non
     files: dict[str, tuple[Path | bytes, int]] = {
         "setup.sh": (SETUP_SH.encode(), 0o755),
         "run_autograder": (RUN_AUTOGRADER.replace("@ASSIGNMENT@", assignment).encode(), 0o755),
-        "requirements.txt": (requirements, 0o644),
+        "requirements.txt": (grading_requirements(requirements.read_text()), 0o644),
     }
     files |= _tree(PACKAGE_DIR, "autograder", 0o644)
     for exercise in dict.fromkeys([assignment, "exercise_08"]):
@@ -173,6 +197,28 @@ def build(course_dir: Path, assignment: str, out_dir: Path, data_dir: Path | Non
         "private."
     )
     return target
+
+
+def grading_requirements(text: str) -> bytes:
+    """The lines of ``requirements.txt`` (``text``) that pin :data:`GRADING_PACKAGES`, under a
+    comment saying so. Raises ``AutograderError`` when one of them is not pinned there."""
+    pinned = {}
+    for line in text.splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        name = re.split(r"[\[=<>~! ;]", requirement, maxsplit=1)[0].lower()
+        if name in GRADING_PACKAGES:
+            pinned[name] = requirement
+    missing = [name for name in GRADING_PACKAGES if name not in pinned]
+    if missing:
+        raise AutograderError(
+            f"requirements.txt pins no {', '.join(missing)}, which grading on Gradescope needs; "
+            "pin it there and build the Gradescope zip again."
+        )
+    header = (
+        "# What grading needs on Gradescope, with the course's pins (autograder/gradescope.py,\n"
+        "# GRADING_PACKAGES); the course's own test and lint tools are left out.\n"
+    )
+    return (header + "".join(f"{pinned[name]}\n" for name in GRADING_PACKAGES)).encode()
 
 
 def _check_data(data_dir: Path) -> None:
@@ -268,7 +314,7 @@ def _grade_submission(submission: Path, assignment: str, work: Path) -> dict:
         return _failure("Your submission is empty: upload the zip that create_submission() writes.")
     course_dir = work / "course"
     release(course_dir, [assignment], dist_dir=work / "dist")
-    outcomes = collect(course_dir, assignment, [upload])
+    outcomes = collect(course_dir, assignment, [upload], student_id=STUDENT)
     if not outcomes:
         notebooks = ", ".join(
             sorted(p.name for p in course.exercise_dir(assignment).glob("*.ipynb"))
@@ -304,8 +350,9 @@ def _permissions(root: Path, assignment: str) -> None:
 
 
 def _submission_zip(folder: Path, work: Path) -> Path | None:
-    """The submission as one zip for ``collect``: the uploaded zip if that is all there is,
-    else the regular files below ``folder`` packed (stopping past ``collect``'s limits, so an
+    """The submission as one zip for ``collect``: the uploaded zip if that is all there is
+    (under the student's own file name, which collect's messages then name), else the regular
+    files below ``folder`` packed into "your upload" (stopping past ``collect``'s limits, so an
     oversized upload is rejected with collect's sentence). None when there is no file."""
     limits = Limits()
     files = []
@@ -318,10 +365,11 @@ def _submission_zip(folder: Path, work: Path) -> Path | None:
     if not files:
         return None
     work.mkdir(parents=True)
-    target = work / f"{STUDENT}.zip"
     if len(files) == 1 and files[0].suffix.lower() == ".zip":
+        target = work / files[0].name
         shutil.copyfile(files[0], target)
         return target
+    target = work / "your upload"
     total = 0
     with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
         for count, path in enumerate(files, 1):

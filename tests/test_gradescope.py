@@ -35,6 +35,27 @@ LIMITS = {
 }
 
 
+NOT_FOR_GRADING = {
+    "pytest",
+    "pytest-xdist",
+    "execnet",
+    "ruff",
+    "selenium",
+    "hypothesis",
+    "jupyter",
+    "dask-jobqueue",
+    "psycopg[binary]",
+    "fastapi",
+    "uvicorn",
+}
+"""The project's own test, lint and cluster tools: never installed on Gradescope's images."""
+
+
+def _pins(text: str) -> dict[str, str]:
+    lines = [line.split("#")[0].strip() for line in text.splitlines()]
+    return dict(line.split("==", 1) for line in lines if line)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, prepared_data_dir) -> dict:
     """The stand-in exercise in a repository with the clutter a real one has (.git, course/,
@@ -185,7 +206,10 @@ def test_the_zip_holds_the_autograder_and_its_data_and_nothing_else(built):
     assert (mode("data/hidden/"), mode("data/hidden/course_key")) == (0o700, 0o600)
     assert (mode("exercise_08/"), mode("exercise_08/grading/verdicts.py")) == (0o700, 0o600)
     assert (mode("data/"), mode("autograder/grade.py")) == (0o755, 0o644)
-    assert requirements == (ROOT / "requirements.txt").read_bytes()
+    shipped, pinned = _pins(requirements.decode()), _pins((ROOT / "requirements.txt").read_text())
+    assert not set(shipped) & NOT_FOR_GRADING, "only what grading needs is installed"
+    assert {"torch", "torchvision", "nbgrader", "dask", "distributed", "sqlalchemy"} <= set(shipped)
+    assert shipped == {name: pinned[name] for name in shipped}, "the course's pins"
     assert "python3.11 -m venv /autograder/venv" in setup
     assert "install -r /autograder/source/requirements.txt" in setup
     syntax = subprocess.run(["bash", "-n"], input=setup, text=True, capture_output=True)
@@ -256,8 +280,9 @@ def test_a_file_that_is_not_a_zip_gets_zero_and_collect_s_sentence(built, base):
     assert [(t["name"], t["score"], t["max_score"]) for t in results["tests"]] == [
         ("Submission zip", 0.0, 100.0)
     ]
-    assert "is not a zip archive" in results["output"]
+    assert results["output"].startswith("exercise_08.zip is not a zip archive")
     assert results["tests"][0]["output"] == results["output"]
+    assert "submission.zip" not in text, "the message names the file the student uploaded"
 
 
 def test_when_grading_cannot_run_the_results_still_say_why(built, base):
