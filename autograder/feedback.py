@@ -44,7 +44,7 @@ MAX_NOTEBOOK_BYTES = 50 * 2**20
 """An autograded notebook larger than this gets no feedback page (its points stand)."""
 MAX_ITEM_BYTES = 200_000
 """One cell's source or one output, as HTML-escaped UTF-8, at most this long."""
-MAX_PAGE_BYTES = 8 * 2**20
+MAX_PAGE_BYTES = 4 * 2**20
 """All sources and outputs of a notebook together, HTML-escaped, at most this long."""
 _TEST_LINE = re.compile(
     r"#\s*(?P<kind>[^(\n]*?)\s*\((?P<points>[\d.]+) points?\):\s*(?P<rest>[^\n]*)"

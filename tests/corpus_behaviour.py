@@ -15,6 +15,7 @@ writes the models: a good one trained in a few seconds, one per broken model rul
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import zipfile
@@ -337,6 +338,24 @@ MODEL_KINDS = (
 )
 
 
+HOSTILE_MODEL_KINDS = ("deep_json", "wrong_strides", "type_swapped", "integer_parameter")
+"""Models whose bytes attack the validator itself (issue "hostile data"), graded end to end;
+kept out of :data:`MODEL_KINDS` (tests/test_model_check.py runs those one by one)."""
+
+
+def make_hostile_models(folder: Path, good: Path) -> dict[str, Path]:
+    """Write the :data:`HOSTILE_MODEL_KINDS` crafted from the ``good`` archive into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = "data/weights/model_weights_config.json"
+    changes = {
+        "deep_json": hostile.deep_model_json,
+        "wrong_strides": _json_edit(weights, hostile.strides_too_few),
+        "type_swapped": _json_edit(weights, hostile.tensor_meta_as_text),
+        "integer_parameter": _json_edit(weights, hostile.integer_parameter),
+    }
+    return {name: _craft(good, folder / f"{name}.pt2", change) for name, change in changes.items()}
+
+
 GRADED_MODEL_KINDS = (
     "untrained",
     "conv",
@@ -361,7 +380,13 @@ def corpus_context(work_dir: Path, course_dir: Path, data_dir: Path) -> dict:
         files.read_idx(raw / "train-labels-idx1-ubyte"),
     )
     hostile.public_test_lookup_model(models["public_test_lookup"], data_dir)
-    return {"models": models, "course_dir": course_dir, "data_dir": data_dir}
+    crafted = make_hostile_models(Path(work_dir) / "hostile_models", models["good"])
+    return {
+        "models": models,
+        "hostile_models": crafted,
+        "course_dir": course_dir,
+        "data_dir": data_dir,
+    }
 
 
 # ----------------------------------------------------------------------------- submissions
@@ -417,6 +442,23 @@ def _with_model(name: str) -> Callable[[dict, dict], dict]:
         return {**files, "models/classifier.pt2": context["models"][name].read_bytes()}
 
     return change
+
+
+def _with_hostile_model(name: str) -> Callable[[dict, dict], dict]:
+    def change(files: dict, context: dict) -> dict:
+        return {**files, "models/classifier.pt2": context["hostile_models"][name].read_bytes()}
+
+    return change
+
+
+@functools.cache
+def _bomb() -> bytes:
+    return hostile.npz_bomb()
+
+
+def _with_npz_bomb(files: dict, context: dict) -> dict:
+    """answer() copies ``models/bomb.npz`` (1 MB, 1 GB inflated) over the probe's data.npz."""
+    return {**files, "exercise_code/answer.py": hostile.NPZ_BOMB, "models/bomb.npz": _bomb()}
 
 
 def _without(path: str) -> Callable[[dict, dict], dict]:
@@ -542,6 +584,14 @@ CHANGES: dict[str, Callable[[dict, dict], dict]] = {
         **files,
         "exercise_code/answer.py": hostile.CONTROL_CHARACTERS,
     },
+    # What a sandbox hands back is hostile data (issue "hostile data").
+    "nan_in_probe_data": with_files({"exercise_code/answer.py": hostile.NAN_IN_PROBE_DATA}),
+    "huge_npy_header": with_files({"exercise_code/answer.py": hostile.HUGE_NPY_HEADER}),
+    "npz_bomb": _with_npz_bomb,
+    "deep_json_probe_data": with_files({"exercise_code/answer.py": hostile.DEEP_JSON_PROBE_DATA}),
+    "object_array": with_files({"exercise_code/answer.py": hostile.OBJECT_ARRAY}),
+    "output_flood": with_code(hostile.OUTPUT_FLOOD),
+    **{f"model_{name}": _with_hostile_model(name) for name in HOSTILE_MODEL_KINDS},
 }
 """kind -> how the submission differs from the good one."""
 

@@ -8,9 +8,11 @@ command line so that a test can look for them on the whole machine afterwards.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 DAEMON_MARK = f"autograder-corpus-daemon-{os.getpid()}"
@@ -682,3 +684,132 @@ def cond_node(program: dict) -> None:
 def many_nodes(program: dict) -> None:
     nodes = program["graph_module"]["graph"]["nodes"]
     nodes.extend([{**nodes[-1], "name": f"copy{i}"} for i in range(20_000)])
+
+
+# ----------------------------------------------------------------------------- hostile data
+# What a sandbox hands back (issue "hostile data"): the student's answer() behaves in the
+# notebook (42) but, inside a probe, replaces what the probe saves with numbers or files built
+# to pass a NaN through a threshold or to crash or bloat the grader that reads them back.
+
+_POISON = '''"""Student module: right in the notebook, poisons the grader's probe data."""
+import sys
+
+
+def _probe_files():
+    """The probe's files folder (a local of the probe function), None in the notebook."""
+    frame = sys._getframe(2)
+    while frame is not None and "files" not in frame.f_locals:
+        frame = frame.f_back
+    return None if frame is None else frame.f_locals["files"]
+
+
+def _poison(files):
+{body}
+
+
+def answer():
+    files = _probe_files()
+    if files is not None:
+        _poison(files)
+    return 6 * 7
+'''
+
+
+def poisoned_answer(body: str) -> bytes:
+    """``exercise_code/answer.py``: answer() is 42, and inside a probe it runs ``body`` (the
+    indented body of ``_poison(files)``), which patches what the probe saves."""
+    return _POISON.format(body=body).encode()
+
+
+NAN_IN_PROBE_DATA = poisoned_answer(
+    """    import json
+    import numpy
+
+    dump = json.dump
+    json.dump = lambda values, handle, **kw: dump({"value": float("nan")}, handle)
+    savez = numpy.savez
+    numpy.savez = lambda path, **arrays: savez(path, w=numpy.full(3, numpy.nan))"""
+)
+HUGE_NPY_HEADER = poisoned_answer(
+    """    import io
+    import zipfile
+
+    import numpy
+
+    def savez(path, **arrays):
+        header = io.BytesIO()
+        numpy.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": False, "shape": (10**7, 10**7)}
+        )
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("w.npy", header.getvalue() + bytes(800))
+
+    numpy.savez = savez"""
+)
+NPZ_BOMB = poisoned_answer(
+    """    import shutil
+
+    import numpy
+
+    numpy.savez = lambda path, **arrays: shutil.copyfile(f"{files}/models/bomb.npz", path)"""
+)
+DEEP_JSON_PROBE_DATA = poisoned_answer(
+    """    import json
+
+    def dump(values, handle, **kw):
+        handle.write('{"value": ' + "[" * 200_000 + "]" * 200_000 + "}")
+
+    json.dump = dump"""
+)
+OBJECT_ARRAY = poisoned_answer(
+    """    import numpy
+
+    savez = numpy.savez
+    evil = numpy.array([{"a": 1}], dtype=object)
+    numpy.savez = lambda path, **arrays: savez(path, w=evil)"""
+)
+OUTPUT_FLOOD = """
+import sys
+for _ in range(4000):
+    print('&' * 9999, flush=True)
+    print('x', file=sys.stderr, flush=True)
+"""
+"""40 MB of '&' in 8,000 outputs (stdout and stderr alternate, so they are not merged):
+200 MB once escaped for the feedback page."""
+
+
+def npz_bomb(inflated: int = 2**30) -> bytes:
+    """An ``.npz`` of about 1 MB whose one member inflates to ``inflated`` bytes of zeros."""
+    import numpy
+
+    stream = io.BytesIO()
+    header = {"descr": "<f8", "fortran_order": False, "shape": (inflated // 8,)}
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("w.npy", "w", force_zip64=True) as member:
+            numpy.lib.format.write_array_header_1_0(member, header)
+            for _ in range(inflated // 2**24):
+                member.write(bytes(2**24))
+    return stream.getvalue()
+
+
+def deep_model_json(name: str, data: bytes) -> bytes:
+    """An archive change: the graph JSON nested 200,000 levels deep."""
+    if name != "models/model.json":
+        return data
+    return b'{"graph_module": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+
+
+def strides_too_few(config: dict) -> None:
+    """A stored tensor's metadata with one stride fewer than its sizes."""
+    meta = next(iter(config["config"].values()))["tensor_meta"]
+    meta["strides"] = meta["strides"][:-1]
+
+
+def tensor_meta_as_text(config: dict) -> None:
+    """A string where a stored tensor's metadata object belongs."""
+    next(iter(config["config"].values()))["tensor_meta"] = "float32[784, 512]"
+
+
+def integer_parameter(config: dict) -> None:
+    """A parameter stored as uint8 (found by fuzzing: the loader failed on it)."""
+    next(iter(config["config"].values()))["tensor_meta"]["dtype"] = 1

@@ -30,7 +30,7 @@ import corpus_behaviour as cb
 import hostile_code as hostile
 import pytest
 
-from autograder import collect, course, release
+from autograder import collect, course, feedback, release
 from autograder import grade as grade_module
 from autograder.grade import GradeSettings, grade
 from autograder.report import report
@@ -51,6 +51,7 @@ TRIED_FOLDERS = ("/", "/etc", "/usr", "/var", "/opt", "/srv", "/home", "/root", 
 
 WRONG = "answer() is 41, expected 42"
 STUBBED = "answer() raised NotImplementedError"
+NO_DATA = "The check of test_answer got no usable data from your code"
 EXPECTED = {
     # kind: (status, words in the message, total of 100)
     "good": ("graded", "", 100),
@@ -106,10 +107,33 @@ EXPECTED = {
     "reads_hidden_tests": ("graded", "", 100),
     "markup_in_notebook": ("graded", "", 100),
     "control_characters": ("graded", "answer() raised RuntimeError: red bell evil next", 50),
+    "nan_in_probe_data": ("graded", "answer() is nan, expected 42", 50),
+    "huge_npy_header": (
+        "graded",
+        f"{NO_DATA} (the array 'w' declares 800,000,000,000,000 bytes",
+        50,
+    ),
+    "npz_bomb": ("graded", f"{NO_DATA} (its arrays unpack to 1,073,741,952 bytes", 50),
+    "deep_json_probe_data": ("graded", f"{NO_DATA} (its JSON is nested more than 64 levels", 50),
+    "object_array": ("graded", f"{NO_DATA} (the array 'w' has the dtype object", 50),
+    "output_flood": ("graded", "", 100),
+    "model_deep_json": ("graded", "nests more than 64 levels deep", 50),
+    "model_wrong_strides": ("graded", "has a broken shape", 50),
+    "model_type_swapped": ("graded", "in an unknown form", 50),
+    "model_integer_parameter": ("graded", "stored as integers or booleans", 50),
 }
 """None as the status: any (the notebook's own run may or may not end, the points may not)."""
 
-FLAGGED = {"swallows_errors", "rewrites_later_cells", "cheats_only_under_nbgrader"}
+FLAGGED = {
+    "swallows_errors",
+    "rewrites_later_cells",
+    "cheats_only_under_nbgrader",
+    "nan_in_probe_data",
+    "huge_npy_header",
+    "npz_bomb",
+    "deep_json_probe_data",
+    "object_array",
+}
 """Kinds whose notebook tests passed what the trusted checks failed."""
 MAY_BE_FLAGGED = {"memory_across_processes", "memory_across_spawned_interpreters"}
 """Flagged when the memory cgroup stopped a child in the notebook and the notebook went on (its
@@ -435,6 +459,16 @@ def test_feedback_never_shows_hidden_tests_live_markup_or_control_characters(gra
     if not ONLY or "control_characters" in ONLY:
         summary = course_dir / "feedback" / "control_characters" / "exercise_08" / "summary.html"
         assert not CONTROL.search(summary.read_text())
+
+
+@pytest.mark.slow
+def test_an_output_flood_gives_a_feedback_page_of_bounded_size(graded_corpus):
+    if ONLY and "output_flood" not in ONLY:
+        pytest.skip("output_flood not graded")
+    course_dir = graded_corpus["course"]
+    page = course_dir / "feedback" / "output_flood" / "exercise_08" / "autoencoder.html"
+    assert page.stat().st_size < feedback.MAX_PAGE_BYTES + 2**20, f"{page.stat().st_size:,}"
+    assert "cut for the feedback page" in page.read_text()
 
 
 @pytest.mark.slow
