@@ -13,6 +13,7 @@ Entry point: :func:`grade`.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from .grading import submission_sha256
 from .grading.workspace import restrict
 from .sandbox import MAX_SLOTS, isolation_warning
 from .store import GradingRow, Store
+from .store.store import DATABASE_FILE
 
 __all__ = ["GradeSettings", "grade"]
 
@@ -81,7 +83,25 @@ def grade(
                     "it again and run grade again to finish the batch."
                 ) from None
         _sync_gradebook(store, course_dir, assignment, todo)
+        hand_back(course_dir)
         progress.summary(course_dir, store)
+
+
+def hand_back(course_dir: Path) -> None:
+    """As root in a course folder of another user: what grading wrote there (the database, the
+    gradebook, the feedback notebooks) becomes that user's again, so that ``report`` and
+    ``collect`` run as the instructor's own user afterwards. Links are never followed."""
+    owner = course_dir.stat()
+    if os.geteuid() != 0 or owner.st_uid == 0:
+        return
+    written = [course_dir / name for name in ("gradebook.db", ".grade.lock")]
+    written += list(course_dir.glob(f"{DATABASE_FILE}*"))
+    autograded = course_dir / "autograded"
+    if autograded.is_dir() and not autograded.is_symlink():
+        written += [autograded, *autograded.rglob("*")]
+    for path in written:
+        if path.exists() and not path.is_symlink():
+            os.lchown(path, owner.st_uid, owner.st_gid)
 
 
 def _students_to_grade(course_dir: Path, assignment: str, students: list[str] | None) -> list[str]:
@@ -95,8 +115,22 @@ def _students_to_grade(course_dir: Path, assignment: str, students: list[str] | 
                 "submission (letters, digits, '.', '_' and '-')."
             )
         if student not in collected:
-            print(f"{student}: no collected submission of {assignment}; run collect for it first.")
+            rejected = _rejected_message(course_dir, assignment, student)
+            print(
+                f"{student}: the upload was rejected at collect ({rejected.rstrip('.')}); "
+                "collect a corrected zip, then grade again."
+                if rejected
+                else f"{student}: no collected submission of {assignment}; run collect first."
+            )
     return [s for s in students if s in collected]
+
+
+def _rejected_message(course_dir: Path, assignment: str, student: str) -> str:
+    """The sentence of ``student``'s rejected upload, or "" when it was not rejected."""
+    from .results import read_result
+
+    record = read_result(course_dir, assignment, student) or {}
+    return clean_text(record.get("message")) if record.get("status") == "rejected" else ""
 
 
 def _rows_to_grade(

@@ -18,7 +18,7 @@ import pytest
 from standin_course import collect_kinds as _collect_kinds
 from standin_course import grade_settings as _settings
 
-from autograder import course, release
+from autograder import collect, course, release
 from autograder.grade import grade
 from autograder.results import read_result, read_results
 from autograder.store import Store
@@ -35,7 +35,13 @@ def test_the_gradebook_and_nbgrader_export_hold_the_whole_trusted_grade(
     _collect_kinds(
         standin_course, models, prepared_data_dir, ["good", "model_missing", "untouched"]
     )
+    instructor = 65534  # the course belongs to an ordinary user; grade runs as root
+    for path in [standin_course, *standin_course.rglob("*")]:
+        os.lchown(path, instructor, instructor)
     grade(standin_course, "exercise_08", settings=_settings(prepared_data_dir))
+    if os.geteuid() == 0:  # what grade wrote is the instructor's again (report runs as them)
+        others = [p for p in standin_course.rglob("*") if p.lstat().st_uid != instructor]
+        assert others == []
 
     good = read_result(standin_course, "exercise_08", "good")
     assert (good["status"], good["tests_score"], good["hidden_score"], good["total"]) == (
@@ -71,6 +77,20 @@ def test_the_gradebook_and_nbgrader_export_hold_the_whole_trusted_grade(
     assert "3 of 3 submissions of exercise_08 are already graded; grading the other 0." in out
     assert "Graded 0 and skipped 3" in out
     assert Store.for_course(standin_course).rows("exercise_08") == before
+
+
+def test_grading_a_student_whose_upload_was_rejected_says_why_and_what_to_do(
+    standin_course, capsys
+):
+    uploads = standin_course.parent / "uploads"
+    uploads.mkdir()
+    (uploads / "carol.zip").write_bytes(b"not a zip at all")
+    collect.collect(standin_course, "exercise_08", [uploads])
+    capsys.readouterr()
+    grade(standin_course, "exercise_08", students=["carol"])
+    out = capsys.readouterr().out
+    assert "carol: the upload was rejected at collect (" in out
+    assert "collect a corrected zip, then grade again." in out
 
 
 def test_a_slot_is_clean_before_its_user_id_runs_the_next_job_at_one_job(
