@@ -4,7 +4,8 @@ The table has one row per collected student (rejected zips included), sorted by 
 the columns of :data:`autograder.results.COLUMNS`; it is built from the result records only, so
 the same records always give the same bytes. It is written atomically.
 
-Feedback, under ``course/feedback/<student>/<assignment>/``:
+Feedback, under ``course/feedback/<student>/<assignment>/`` (and, to hand back, one zip per
+student of that folder in ``course/grades/<assignment>-feedback/<student>.zip``):
 
 - ``<notebook>.html``: nbgrader's own ``generate_feedback`` page for each autograded notebook
   (HTML in the student's outputs is sanitized);
@@ -24,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -45,6 +47,8 @@ from .course import (
 from .results import COLUMNS, clean_text, is_student_id, read_results
 
 CSV_COLUMNS = [*COLUMNS, "flags"]
+HANDOUT_DATE = (2024, 1, 1, 0, 0, 0)
+"""The date of every entry of a feedback zip (same pages, same bytes)."""
 """The grade table: the design's columns, then the grader's flags for a human look."""
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")),
@@ -82,10 +86,13 @@ def report(
                 failures.append(student)
                 pages = []
         _write_summary(course_dir, assignment, row, pages)
+    handouts = _write_handouts(course_dir, assignment, rows)
     if not rows:
         print(f"No collected submissions of {assignment} yet; run collect, then grade.")
     print(format_table(rows))
     print(f"Wrote {path} ({len(rows)} students) and feedback in {course_dir / 'feedback'}.")
+    if rows:
+        print(f"One zip of feedback per student to hand back: {handouts}.")
     _record_students(course_dir, rows, roster)
     if lms:
         from .lms import write_lms_grades
@@ -226,6 +233,32 @@ def lost_points(row: dict) -> list[dict]:
             {"item": "grading", "score": 0, "max": row.get("total_max"), "reason": row["message"]}
         ]
     return [{**entry, "reason": clean_text(entry.get("reason")) or "-"} for entry in lost]
+
+
+def _write_handouts(course_dir: Path, assignment: str, rows: list[dict]) -> Path:
+    """``grades/<assignment>-feedback/<student>.zip`` for every row: the student's feedback
+    folder (``<assignment>/summary.html`` and the notebook pages), to attach in the LMS or send.
+    Deterministic bytes (sorted, fixed dates); zips of students no longer in the table go."""
+    folder = grades_csv(course_dir, assignment).parent / f"{assignment}-feedback"
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = set()
+    for row in rows:
+        student = row["student_id"]
+        source = feedback_dir(course_dir, assignment, student)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(p for p in source.rglob("*") if p.is_file()):
+                name = f"{assignment}/{path.relative_to(source).as_posix()}"
+                info = zipfile.ZipInfo(name, date_time=HANDOUT_DATE)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, path.read_bytes())
+        write_course_file(folder / f"{student}.zip", buffer.getvalue())
+        wanted.add(f"{student}.zip")
+    for old in folder.glob("*.zip"):
+        if old.name not in wanted:
+            old.unlink()
+    return folder
 
 
 def _record_students(course_dir: Path, rows: list[dict], roster: Path | None) -> None:

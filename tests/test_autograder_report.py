@@ -325,3 +325,21 @@ def test_nbgraders_export_gets_names_from_the_roster_and_rejected_students_at_ze
     assert (rows["zoe"]["first_name"], rows["zoe"]["last_name"]) == ("Zoe", "Zeta")
     assert (rows["bea"]["first_name"], rows["bea"]["last_name"]) == ("Bea", "Roe")
     assert rows["bea"]["email"] == "bea@uni.example" and rows["bea"]["score"] == "0.0"
+
+
+def test_report_packs_each_students_feedback_into_one_zip_to_hand_back(course_with_records):
+    """One zip per student (their summary page and notebook feedback) to attach in the LMS or
+    send; written again, the same bytes."""
+    import zipfile
+
+    report(course_with_records, ASSIGNMENT)
+    folder = course.grades_csv(course_with_records, ASSIGNMENT).parent / f"{ASSIGNMENT}-feedback"
+    zips = sorted(p.name for p in folder.iterdir())
+    assert zips == ["adam.zip", "bea.zip", "mia.zip", "noah.zip", "zoe.zip"]
+    page = course.feedback_dir(course_with_records, ASSIGNMENT, "zoe") / "summary.html"
+    with zipfile.ZipFile(folder / "zoe.zip") as archive:
+        assert archive.namelist() == [f"{ASSIGNMENT}/summary.html"]
+        assert archive.read(f"{ASSIGNMENT}/summary.html") == page.read_bytes()
+    first = (folder / "zoe.zip").read_bytes()
+    report(course_with_records, ASSIGNMENT)
+    assert (folder / "zoe.zip").read_bytes() == first

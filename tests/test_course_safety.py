@@ -25,3 +25,22 @@ def test_the_readme_calls_no_course_folder_disposable():
     for line in (REPO_ROOT / "README.md").read_text().splitlines():
         if re.search(r"delete (it )?(at )?any ?time|can be deleted|rm -rf", line):
             assert "`course/`" not in line and "rm -rf course " not in line + " ", line
+
+
+def test_student_uploads_and_course_data_are_never_committed_by_accident():
+    import subprocess
+
+    paths = [
+        "uploads/alice.zip",
+        "submissions/bob.zip",
+        "course/submitted/alice/exercise_08/autoencoder.ipynb",
+        "roster.csv",
+        "grades/exercise_08.csv",
+    ]
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", *paths],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert sorted(done.stdout.split()) == sorted(paths)
