@@ -54,7 +54,9 @@ def make_service_course(
     """The stand-in exercise released into ``root/course``, zips of ``kinds``, tokens for
     :data:`STUDENTS` and the instructor ``prof`` (``course.REPO_ROOT`` is patched only while
     releasing)."""
+    root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
+    root.parent.chmod(0o755)
     repo = root / "repo"
     cb.make_exercise(repo)
     course_dir = root / "course"
