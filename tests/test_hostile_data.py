@@ -380,3 +380,53 @@ def test_load_probe_data_never_raises_even_when_reading_runs_out_of_memory(tmp_p
     read = trusted.load_probe_data(folder)
     assert read.values is None and "more memory than the grader allows" in read.problem
     assert trusted.read_probe_data(folder) is None
+
+
+# ----------------------------------------------------------------------------- item 3
+
+
+def test_run_model_answers_a_validator_crash_with_a_sentence(tmp_path):
+    """Whatever the validator raises (here a bug of its own), the model gets a rule sentence
+    and the submission keeps its other points; run_model never reaches the sandbox."""
+    model = tmp_path / "classifier.pt2"
+    model.write_bytes(b"PK\x05\x06" + bytes(18))
+
+    class BrokenRules:
+        class ModelRuleError(Exception):
+            pass
+
+        @staticmethod
+        def check_model_archive(path):
+            raise RecursionError("maximum recursion depth exceeded")
+
+    run = hidden_check.run_model(None, BrokenRules, model, tmp_path, 1, tmp_path, None)
+    assert run.logits is None and run.rule.startswith(
+        "models/classifier.pt2 could not be read as a valid exported program (RecursionError)"
+    )
+    assert "save the final model again with save_model" in run.rule
+
+
+def test_the_validator_turns_any_unforeseen_error_into_its_own_sentence(tmp_path, monkeypatch):
+    from autograder.exercise_modules import exercise_code_module
+
+    rules = exercise_code_module("exercise_08", "model_rules")
+    model = tmp_path / "classifier.pt2"
+    model.write_bytes(b"anything")
+
+    def overflowing(path):
+        raise OverflowError("Python int too large to convert to C long")
+
+    monkeypatch.setattr(rules, "_check_archive", overflowing)
+    with pytest.raises(rules.ModelRuleError, match="could not be read as a valid exported program"):
+        rules.check_model_archive(model)
+
+
+def test_the_hidden_message_states_the_accuracy_and_the_pass_mark_when_passed():
+    labels = np.arange(100) % 10
+    logits = np.eye(10, dtype=np.float32)[labels]
+    run = hidden_check.ModelRun(logits=logits, singles=logits[:5])
+    passed = hidden_check.hidden_result(run, labels, 50, 0.55)
+    assert passed.score == 50 and passed.message == (
+        "Your model's accuracy on the hidden test set is 1.00, at least the 0.55 needed: all "
+        "50 points."
+    )
