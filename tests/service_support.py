@@ -72,6 +72,7 @@ def make_service_course(
         for kind, files in cb.corpus(release_dir, context, kinds).items()
     }
     made = ServiceCourse(course_dir, repo, data_dir, zips)
+    made.models_good = models["good"]
     accounts = Accounts(Store.for_course(course_dir))
     for student in STUDENTS:
         made.tokens[student] = accounts.issue(ASSIGNMENT, student, "student")

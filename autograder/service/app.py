@@ -4,7 +4,9 @@ Middleware, outermost first: :class:`Guard` (a body limit on every route but the
 security headers: a Content-Security-Policy that allows only the service's own scripts, no
 framing, no sniffing), Starlette's ``SessionMiddleware`` (a signed cookie: HttpOnly,
 SameSite=Lax, Secure behind https) and asgi-csrf (a double-submit token on every form POST;
-the API with ``Authorization: Bearer`` needs none, a browser cannot forge that header).
+the API with ``Authorization: Bearer`` needs none, a browser cannot forge that header). The
+upload's route is left to :func:`~.auth.check_upload_csrf` (asgi-csrf would read a multipart
+body into memory looking for the token; the page sends it as ``X-CSRFToken``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from itsdangerous.url_safe import URLSafeSerializer
 from starlette.middleware.sessions import SessionMiddleware
 
 from .. import course
@@ -188,6 +191,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         openapi_url=None,
     )
     app.state.service = service
+    app.state.csrf_signer = URLSafeSerializer(paths.secret_key())
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
@@ -207,6 +211,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         signing_secret=secret,
         cookie_secure=config.behind_https,
         always_protect={"/login", "/logout", "/leaderboard"},
+        skip_if_scope=lambda scope: scope["path"] == UPLOAD_PATH,
         send_csrf_failed=_csrf_failed,
     )
     app.add_middleware(

@@ -15,7 +15,7 @@ from ..core.records import Status
 from ..store.accounts import AccountView
 from .auth import Caller, current_account, login
 from .grades import grade_table
-from .views import positions
+from .views import counted, positions
 
 router = APIRouter()
 
@@ -91,15 +91,21 @@ def _instructor_page(request: Request, account: AccountView) -> HTMLResponse:
         if v.assignment == assignment
     ]
     queue.sort(key=lambda q: (q["state"] != Status.RUNNING.value, q["place"] or 0))
+    every = service.uploads.all(assignment)
     uploads = {}
-    for view in service.uploads.all(assignment):
+    for view in every:
         uploads[view.student_id] = uploads.get(view.student_id, 0) + 1
+    files = {
+        student: view.file_name
+        for student, view in counted(every, service.config.counting(assignment)).items()
+    }
     return _render(
         request,
         "instructor.html",
         account=account,
         rows=rows,
         uploads=uploads,
+        files=files,
         queue=queue,
         workers=service.dispatcher.workers(),
         flagged=[row for row in rows if row.get("flags")],

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from ..collect import Rejected, unpack_zip
 from ..core.text import clean_text
 from ..store.accounts import AccountView
-from .auth import Caller
+from .auth import Caller, check_upload_csrf
 from .intake import Refused, receive_upload
 from .views import counted, positions, submission_json
 
@@ -33,6 +33,11 @@ def _today() -> str:
 async def upload(request: Request, account: Caller):
     service = request.app.state.service
     config = service.config
+    if not check_upload_csrf(request):
+        return _error(
+            403,
+            "The form's security token is missing or old (CSRF); reload the page and try again.",
+        )
     if account.instructor:
         return _error(403, "Instructors do not hand in; log in with a student's token to try.")
     if config.deadline_passed():
