@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -241,7 +242,9 @@ def test_a_good_submission_unpacked_by_gradescope_gets_every_point(built, good_m
     ]
     assert [t["output"] for t in results["tests"][:2]] == ["Passed.", "Passed."]
     hidden = results["tests"][2]["output"]
-    assert hidden.startswith("Accuracy on the hidden test set: 0.") and "pass mark 0.55" in hidden
+    # The accuracy and the pass mark, in the engine's sentence or the results' own.
+    assert re.search(r"accuracy on the hidden test set(:| is) 0\.\d\d", hidden, re.I), hidden
+    assert "0.55" in hidden, hidden
     assert results["extra_data"]["hidden_accuracy"] > 0.55
     if os.geteuid() == 0:
         modes = [stat.S_IMODE(p.stat().st_mode) for p in (root, root / "source")]
