@@ -1,10 +1,9 @@
-"""Benchmark of exercise 08: notebook runtime and test accuracies of the reference recipe.
+"""Benchmark of exercise 08: test accuracies of the reference recipe, learning curve, runtime.
 
-    python bench/bench_exercise08.py [--seeds 5] [--jobs 2] [--notebook] [--going-further]
+    python bench/bench_exercise08.py [--seeds 5] [--jobs 2] [--curve] [--going-further] [--notebook]
 
-Prints one table. For every seed it trains, with the reference solution and the hyperparameters
-of the notebook's hyperparameter cell (read from exercise_08/autoencoder.ipynb, so the two never
-drift apart):
+For every seed it trains, with the reference solution and the hyperparameters of the notebook's
+hyperparameter cell (read from exercise_08/autoencoder.ipynb, so the two never drift apart):
 
 - the autoencoder on the unlabeled images;
 - "scratch, 100": a classifier from scratch on the 100 labeled training images (section 5);
@@ -14,14 +13,25 @@ drift apart):
 - "transfer, 100": step 1, then fine-tuning everything (section 7, step 2);
 - "final transfer": the notebook's final model (pretrained, fine-tuned at once with
   augmentation on train + val labels, section 8);
-- "final scratch": the same final recipe from a fresh encoder;
+- "final scratch": the same final recipe, the same augmentation and labels, from a fresh encoder;
 
 and measures each on the 10,000 official MNIST test images (public: anyone can download them).
 The two final models are also measured on the private hidden test set that grading uses (the
-official test images distorted with the course key, ``autograder.data.load_hidden_set``). Only
-this instructor-side script reads either (run ``python -m autograder data`` first).
-``--going-further`` adds pseudo-labelling rounds (section 10) for the first seed, ``--notebook``
-times the source notebook executed top to bottom with nbclient in a temporary copy.
+official test images distorted with the course key, ``autograder.data.load_hidden_set``); the
+bench prints by how much final transfer beats final scratch there (mean and minimum over seeds).
+Only this instructor-side script reads either (run ``python -m autograder data`` first).
+
+- ``--curve``: the learning curve, scratch vs transfer with the final recipe (augmentation, the
+  same number of training steps) for CURVE_LABELS labeled images drawn class-balanced from the
+  unlabeled pool (the bench knows their labels), measured on the private hidden set; it writes
+  CURVE_FIGURE, the picture the notebook shows.
+- ``--going-further``: section 10's experiment on the first GOING_FURTHER_SEEDS seeds (public
+  test accuracy, seconds).
+- ``--notebook``: times the source notebook executed top to bottom with nbclient in a temporary
+  copy.
+
+The last line of the output is ``SUMMARY {json}`` for tools: per seed the final models'
+accuracies as fractions (and going further's, else null), and the notebook's seconds (or null).
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ import torch  # noqa: E402
 from autograder.data import load_hidden_set  # noqa: E402
 from exercise_08.exercise_code import mnist_files, training  # noqa: E402
 from exercise_08.exercise_code.augmentation import digit_augmentation  # noqa: E402
-from exercise_08.exercise_code.data import load_split  # noqa: E402
+from exercise_08.exercise_code.data import load_split, split_file  # noqa: E402
 from exercise_08.exercise_code.going_further import self_training  # noqa: E402
 from exercise_08.exercise_code.networks import Autoencoder, Classifier, Encoder  # noqa: E402
 
@@ -57,6 +67,12 @@ DATA = ROOT / "data"
 RAW = DATA / "MNIST" / "raw"
 PRIVATE = ("final transfer", "final scratch")
 """The runs also measured on the private hidden test set (the handed-in recipe and its control)."""
+CURVE_LABELS = (10, 30, 100, 300, 1000)
+"""Numbers of labeled images on the learning curve (10 % of them of each digit)."""
+CURVE_FIGURE = ROOT / "exercise_08" / "figures" / "learning_curve.png"
+"""The learning-curve picture the notebook shows (written by ``--curve``)."""
+GOING_FURTHER_SEEDS = 3
+"""``--going-further`` runs on the first seeds only (it takes minutes per seed)."""
 
 
 def notebook_hyperparameters() -> dict:
@@ -82,11 +98,38 @@ def public_test() -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def run_seed(seed: int, going_further: bool) -> dict:
+def pool_labels() -> torch.Tensor:
+    """The true labels of the unlabeled pool (instructor side: for the learning curve only)."""
+    indices = json.loads(split_file(DATA, "unlabeled").read_bytes())
+    labels = mnist_files.read_idx(RAW / "train-labels-idx1-ubyte")[indices]
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def balanced_subset(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """``count // 10`` random indices of each digit in ``labels``, drawn with ``seed``."""
+    generator = torch.Generator().manual_seed(10_000 + seed)
+    per_class = [
+        (labels == digit)
+        .nonzero()
+        .flatten()[torch.randperm(int((labels == digit).sum()), generator=generator)[: count // 10]]
+        for digit in range(10)
+    ]
+    return torch.cat(per_class)
+
+
+def final_steps_epochs(hp: dict, count: int) -> int:
+    """Epochs for ``count`` labeled images that give the final recipe's number of steps."""
+    steps = hp["FINAL_EPOCHS"] * -(-200 // 25)  # 200 labeled images, batches of 25
+    return max(1, round(steps / -(-count // 25)))
+
+
+def run_seed(seed: int, curve: bool, going_further: bool) -> dict:
     """Train the notebook's models with one seed; return their test accuracies.
 
     ``result[name]`` is the accuracy on the public test set, ``result[f"{name}, private"]`` (for
-    the runs in PRIVATE) the one on the private hidden test set.
+    the runs in PRIVATE) the one on the private hidden test set; with ``curve``,
+    ``result["curve"][kind][count]`` the private accuracy of kind "scratch" / "transfer" with
+    ``count`` labels.
     """
     torch.set_num_threads(1)
     hp = notebook_hyperparameters()
@@ -101,6 +144,7 @@ def run_seed(seed: int, going_further: bool) -> dict:
 
     torch.manual_seed(seed)
     autoencoder = Autoencoder(hp["LATENT_DIM"], hp["HIDDEN_SIZES"])
+    ae_strength = hp.get("AE_AUGMENTATION", 0)
     training.train_autoencoder(
         autoencoder,
         unlabeled[:-1000],
@@ -110,8 +154,10 @@ def run_seed(seed: int, going_further: bool) -> dict:
         lr=hp["AE_LR"],
         loss_kind=hp["RECONSTRUCTION_LOSS"],
         seed=seed,
+        **({"transform": digit_augmentation(ae_strength)} if ae_strength else {}),
     )
     result["ae_seconds"] = time.perf_counter() - started
+    result["ae_mse"] = training.evaluate_autoencoder(autoencoder, unlabeled[-1000:])
 
     def fresh() -> Encoder:
         return Encoder(hp["LATENT_DIM"], hp["HIDDEN_SIZES"])
@@ -155,7 +201,27 @@ def run_seed(seed: int, going_further: bool) -> dict:
         if name in PRIVATE:
             result[f"{name}, private"] = training.accuracy(model, *private)
         models[name] = model
+    result["margin, private"] = result["final transfer, private"] - result["final scratch, private"]
+    if curve:
+        labels = pool_labels()
+        result["curve"] = {"scratch": {}, "transfer": {}}
+        for count in CURVE_LABELS:
+            chosen = balanced_subset(labels, count, seed)
+            options = {
+                **tune_final,
+                "train_data": (unlabeled[chosen], labels[chosen]),
+                "epochs": final_steps_epochs(hp, count),
+            }
+            for kind, encoder, encoder_lr in (
+                ("scratch", fresh, None),
+                ("transfer", pretrained, hp["FINAL_ENCODER_LR"]),
+            ):
+                torch.manual_seed(seed)
+                model = Classifier(encoder())
+                training.train_classifier(model, seed=seed, **{**options, "encoder_lr": encoder_lr})
+                result["curve"][kind][count] = training.accuracy(model, *private)
     if going_further:
+        gf_started = time.perf_counter()
         torch.manual_seed(seed)
         _, rounds = self_training(
             autoencoder.encoder,
@@ -167,9 +233,52 @@ def run_seed(seed: int, going_further: bool) -> dict:
             seed=seed,
         )
         result["going further"] = rounds[-1]["accuracy"]
+        result["going further seconds"] = time.perf_counter() - gf_started
         result["rounds"] = [round(r["accuracy"], 4) for r in rounds]
     result["seconds"] = time.perf_counter() - started
     return result
+
+
+def plot_learning_curve(results: list[dict], path: Path) -> None:
+    """Private hidden-set accuracy against the number of labels: mean over seeds, and the band
+    between the lowest and the highest seed; the final models (200 labels) as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    counts = list(CURVE_LABELS)
+    for kind, final, colour in (
+        ("scratch", "final scratch", "tab:orange"),
+        ("transfer", "final transfer", "tab:blue"),
+    ):
+        values = np.array([[r["curve"][kind][c] for c in counts] for r in results])
+        ax.plot(counts, values.mean(0), "o-", color=colour, label=f"{kind} (mean)")
+        ax.fill_between(counts, values.min(0), values.max(0), color=colour, alpha=0.2)
+        finals = [r[f"{final}, private"] for r in results]
+        ax.errorbar(
+            [200],
+            [statistics.mean(finals)],
+            yerr=[[statistics.mean(finals) - min(finals)], [max(finals) - statistics.mean(finals)]],
+            fmt="s",
+            color=colour,
+            capsize=4,
+            label=f"{final} (the notebook's 200 labels)",
+        )
+    ax.set_xscale("log")
+    ax.set_xticks(counts + [200], [str(c) for c in counts + [200]])
+    ax.set(
+        xlabel="labeled training images (10% of each digit), log scale",
+        ylabel="accuracy on the private hidden test set",
+        title=f"Scratch vs pretrained encoder, augmented ({len(results)} seeds: mean, min-max)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def time_notebook() -> tuple[float, dict[str, float]]:
@@ -217,25 +326,57 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2, help="seeds trained in parallel")
     parser.add_argument("--notebook", action="store_true", help="time the source notebook")
-    parser.add_argument("--going-further", action="store_true", help="pseudo-labelling, seed 0")
+    parser.add_argument("--curve", action="store_true", help=f"learning curve -> {CURVE_FIGURE}")
+    parser.add_argument(
+        "--going-further",
+        action="store_true",
+        help=f"section 10, first {GOING_FURTHER_SEEDS} seeds",
+    )
     args = parser.parse_args()
 
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    notebook_seconds = None
     if args.notebook:
-        seconds, slowest = time_notebook()
-        print(f"notebook top to bottom: {seconds:.1f} s (load {os.getloadavg()[0]:.1f})")
+        notebook_seconds, slowest = time_notebook()
+        print(f"notebook top to bottom: {notebook_seconds:.1f} s (load {os.getloadavg()[0]:.1f})")
         for name, cell in slowest.items():
             print(f"  {cell:5.1f} s  {name}")
 
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
-            pool.submit(run_seed, seed, args.going_further and seed == 0)
+            pool.submit(
+                run_seed, seed, args.curve, args.going_further and seed < GOING_FURTHER_SEEDS
+            )
             for seed in range(args.seeds)
         ]
         results = [future.result() for future in futures]
 
-    if not results:
-        return
+    if results:
+        print_tables(results, args.going_further)
+    if results and args.curve:
+        print_curve(results)
+        plot_learning_curve(results, CURVE_FIGURE)
+        print(f"wrote {CURVE_FIGURE}")
+    summary = {
+        "seeds": [
+            {
+                "seed": r["seed"],
+                "final_transfer_private": r["final transfer, private"],
+                "final_scratch_private": r["final scratch, private"],
+                "final_transfer_public": r["final transfer"],
+                "final_scratch_public": r["final scratch"],
+                "going_further_public": r.get("going further"),
+                "going_further_seconds": r.get("going further seconds"),
+            }
+            for r in results
+        ],
+        "notebook_seconds": notebook_seconds,
+    }
+    print("SUMMARY " + json.dumps(summary))
+
+
+def print_tables(results: list[dict], going_further: bool) -> None:
+    """The public table, the private/public table of the final models and the margins."""
     columns = [
         "scratch, 100",
         "frozen, 100",
@@ -244,26 +385,37 @@ def main() -> None:
         "final scratch",
         "final transfer",
     ]
-    if args.going_further:
+    if going_further:
         columns.append("going further")
     print("\npublic test accuracy (10,000 official MNIST test images)")
-    print("| seed | " + " | ".join(columns) + " | seconds |")
-    print("|---" * (len(columns) + 2) + "|")
+    print("| seed | " + " | ".join(columns) + " | AE mse | seconds |")
+    print("|---" * (len(columns) + 3) + "|")
     for r in results:
         cells = [f"{r[c]:.4f}" if c in r else "" for c in columns]
-        print(f"| {r['seed']} | " + " | ".join(cells) + f" | {r['seconds']:.0f} |")
+        print(
+            f"| {r['seed']} | " + " | ".join(cells) + f" | {r['ae_mse']:.4f} | {r['seconds']:.0f} |"
+        )
     for label, summary in (("mean", statistics.mean), ("min", min)):
         cells = [f"{summary([r[c] for r in results if c in r]):.4f}" for c in columns]
-        print(f"| {label} | " + " | ".join(cells) + " | |")
+        print(f"| {label} | " + " | ".join(cells) + " | | |")
     print("\nprivate hidden test set vs public test set (10,000 images each)")
-    print("| seed | " + " | ".join(f"{c}: private | public" for c in PRIVATE) + " |")
-    print("|---" * (2 * len(PRIVATE) + 1) + "|")
-    keys = [key for c in PRIVATE for key in (f"{c}, private", c)]
+    print("| seed | " + " | ".join(f"{c}: private | public" for c in PRIVATE) + " | margin |")
+    print("|---" * (2 * len(PRIVATE) + 2) + "|")
+    keys = [key for c in PRIVATE for key in (f"{c}, private", c)] + ["margin, private"]
     for r in results:
-        print(f"| {r['seed']} | " + " | ".join(f"{r[key]:.4f}" for key in keys) + " |")
+        cells = [f"{r[key]:.4f}" for key in keys[:-1]] + [f"{r['margin, private']:+.4f}"]
+        print(f"| {r['seed']} | " + " | ".join(cells) + " |")
     for label, summary in (("mean", statistics.mean), ("min", min)):
-        cells = [f"{summary([r[key] for r in results]):.4f}" for key in keys]
+        cells = [f"{summary([r[key] for r in results]):.4f}" for key in keys[:-1]]
+        cells.append(f"{summary([r['margin, private'] for r in results]):+.4f}")
         print(f"| {label} | " + " | ".join(cells) + " |")
+    margins = [r["margin, private"] for r in results]
+    ahead = sum(m > 0 for m in margins)
+    print(
+        "final transfer - final scratch on the private hidden set: "
+        f"mean {statistics.mean(margins):+.4f}, min {min(margins):+.4f} "
+        f"(transfer ahead on {ahead} of {len(margins)} seeds)"
+    )
     pairs = (
         ("transfer, 100", "scratch, 100"),
         ("final transfer", "scratch, 100"),
@@ -271,10 +423,36 @@ def main() -> None:
     )
     for a, b in pairs:
         wins = sum(r[a] > r[b] for r in results)
-        print(f"{a} beats {b} on {wins} of {len(results)} seeds")
-    for r in results:
-        if "rounds" in r:
-            print(f"going further, seed {r['seed']}: accuracy after each round {r['rounds']}")
+        print(f"{a} beats {b} on {wins} of {len(results)} seeds (public test set)")
+    done = [r for r in results if "going further" in r]
+    for r in done:
+        print(
+            f"going further, seed {r['seed']}: accuracy after each round {r['rounds']}, "
+            f"{r['going further seconds']:.0f} s"
+        )
+    if done:
+        accuracies = [r["going further"] for r in done]
+        seconds = [r["going further seconds"] for r in done]
+        print(
+            f"going further ({len(done)} seeds, public test set): "
+            f"mean {statistics.mean(accuracies):.4f}, min {min(accuracies):.4f}; "
+            f"{statistics.mean(seconds):.0f} s mean, {max(seconds):.0f} s max"
+        )
+
+
+def print_curve(results: list[dict]) -> None:
+    """The learning curve as a table: private accuracy, mean [min, max] over seeds."""
+    print("\nlearning curve: private hidden test accuracy, mean [min, max] over seeds")
+    print("| labels | scratch | transfer | transfer - scratch (mean, min) |")
+    print("|---|---|---|---|")
+    for count in CURVE_LABELS:
+        cells = []
+        for kind in ("scratch", "transfer"):
+            values = [r["curve"][kind][count] for r in results]
+            cells.append(f"{statistics.mean(values):.4f} [{min(values):.4f}, {max(values):.4f}]")
+        gaps = [r["curve"]["transfer"][count] - r["curve"]["scratch"][count] for r in results]
+        cells.append(f"{statistics.mean(gaps):+.4f}, {min(gaps):+.4f}")
+        print(f"| {count} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
