@@ -74,9 +74,10 @@ from pathlib import Path
 from . import course
 from .collect import Limits, collect
 from .core.paths import PACKAGE_DIR
+from .core.settings import GradeSettings
 from .course import AutograderError
 from .files import atomic_write
-from .grade import GradeSettings, grade
+from .grading.local import grade_collected
 from .release import ZIP_DATE, release
 from .results import clean_text, read_result
 
@@ -104,16 +105,16 @@ GRADING_PACKAGES = (
     "ipykernel",
     "nbclient",
     "jinja2",
-    "dask",
-    "distributed",
     "sqlalchemy",
     "alembic",
 )
 """What grading needs on Gradescope, installed there with the pins of ``requirements.txt``: the
 notebook's packages (it runs under nbgrader), nbgrader and what it runs the notebook with
-(jupyterlab is a requirement of nbgrader itself), and the engine and its store. The course's
-test, lint and browser tools, the Slurm and PostgreSQL drivers and the submission service are
-left out. A package grading starts to need must be added here."""
+(jupyterlab is a requirement of nbgrader itself), and the store that ``collect`` writes a
+rejected upload's record into. The one submission is graded in the container's own process
+(:func:`autograder.grading.local.grade_collected`), so Dask is not needed; the course's test,
+lint and browser tools, the Slurm and PostgreSQL drivers and the submission service are left
+out. A package grading starts to need must be added here."""
 PASSED = "Passed."
 HIDDEN_NAME = "Hidden test set accuracy"
 MAX_TITLE_CHARS = 80
@@ -324,10 +325,12 @@ def _grade_submission(submission: Path, assignment: str, work: Path) -> dict:
             f"zip that create_submission() of {assignment} writes."
         )
     if outcomes[0].status == "collected":
-        grade(course_dir, assignment, students=[STUDENT], settings=GradeSettings.from_env())
-    record = read_result(course_dir, assignment, STUDENT)
+        settings = GradeSettings.from_env()
+        record = grade_collected(course_dir, assignment, STUDENT, settings).to_dict()
+    else:
+        record = read_result(course_dir, assignment, STUDENT)
     if record is None:
-        raise AutograderError("grade wrote no result record for the submission")
+        raise AutograderError("collect wrote no record for the rejected submission")
     if record.get("flags"):
         print(f"Flag for the instructor: {clean_text(record['flags'])}.")
     return _results(record, assignment, _titles(course_dir, assignment))

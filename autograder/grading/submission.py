@@ -39,7 +39,7 @@ from ..core.records import GradeRecord, PartResult, Status, Verdict
 from ..core.text import clean_text
 from ..diagnose import autograde_problem, notebook_results
 from ..exercise_modules import exercise_code_module
-from ..feedback import feedback_notebook
+from ..feedback import kept_feedback
 from ..hidden_check import MODEL_RELATIVE_PATH, ModelRun, hidden_result, run_model
 from ..sandbox import Sandbox, SandboxError, clear_user, run_sandboxed, scrubbed_env, untrusted
 from .spec import GradingSpec, seed_digest
@@ -417,18 +417,14 @@ def _keep_feedback(
     workspace: Workspace, target: Path, autograded: Path, verdicts: dict[str, Verdict]
 ) -> str:
     """The autograded notebooks, cleaned (:mod:`autograder.feedback`), into ``target``;
-    returns a sentence when a notebook could not be kept ("" otherwise)."""
-    spec = workspace.spec
+    returns the sentence for a notebook that got no feedback ("" when all did)."""
+    kept = kept_feedback(autograded, workspace.spec.notebooks, verdicts)
     staging = target.parent / f".{target.name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    triples = {cell: (v.score, v.max_score, v.message) for cell, v in verdicts.items()}
-    for notebook in spec.notebooks:
-        data = untrusted.read_json(autograded, f"{notebook}.ipynb", MAX_NOTEBOOK_BYTES)
-        if data is not None and isinstance(data.get("cells"), list):
-            cleaned = feedback_notebook(data, triples)
-            (staging / f"{notebook}.ipynb").write_text(json.dumps(cleaned), encoding="utf-8")
+    for name, notebook in kept.notebooks.items():
+        (staging / f"{name}.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
-    return ""
+    return kept.note
