@@ -46,3 +46,19 @@ bench: data
 # course's collected submissions, gradebook and results live there.
 clean:
 	rm -rf course/demo dist
+
+# The submission service on the demo course (released here if needed): prints a student's and
+# the instructor's token (new ones each time: the old ones stop working) and the address.
+SERVE_DIR := course/demo
+.PHONY: serve
+serve: data
+	$(PY) -m autograder release exercise_08 --course-dir $(SERVE_DIR)/course >/dev/null
+	@printf 'lms_id,student_id\n1,demo-student\n2,demo-student-2\n' > $(SERVE_DIR)/roster.csv
+	@rm -f $(SERVE_DIR)/service-tokens.csv
+	@$(PY) -m autograder tokens exercise_08 --course-dir $(SERVE_DIR)/course \
+		--roster $(SERVE_DIR)/roster.csv --out $(SERVE_DIR)/service-tokens.csv \
+		--instructor demo-instructor >/dev/null
+	@echo "Open http://127.0.0.1:8000 and log in with one of these tokens ($(SERVE_DIR)/service-tokens.csv):"
+	@awk -F, 'NR > 1 { printf "  %-10s %-16s %s\n", $$2, $$1, $$3 }' $(SERVE_DIR)/service-tokens.csv
+	@echo "The reference zip to upload: $(SERVE_DIR)/cache/reference-*.zip (made by make demo)."
+	$(PY) -m autograder serve --course-dir $(SERVE_DIR)/course --host 127.0.0.1 --port 8000
