@@ -310,6 +310,36 @@ def require_course(course_dir: Path) -> Path:
     raise AutograderError(f"{course_dir} {problem}: check --course-dir, or run release first.")
 
 
+Scores = dict[tuple[str, str], float]
+"""(notebook name, graded cell name) -> points."""
+
+
+def gradebook_cells(course_dir: Path, assignment: str) -> Scores:
+    """The points of every graded cell of ``assignment`` in ``course_dir/gradebook.db``.
+
+    Raises ``AutograderError`` when the assignment has not been released into the gradebook.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    db = course_dir / "gradebook.db"
+    message = f"{assignment} is not in {db}: run `python -m autograder release {assignment}` first."
+    if not db.is_file():
+        raise AutograderError(message)
+    with Gradebook(f"sqlite:///{db}", COURSE_ID) as gb:
+        try:
+            found = gb.find_assignment(assignment)
+        except MissingEntry:
+            raise AutograderError(message) from None
+        cells = {
+            (notebook.name, cell.name): float(cell.max_score)
+            for notebook in found.notebooks
+            for cell in notebook.grade_cells
+        }
+    if not cells:
+        raise AutograderError(message)
+    return cells
+
+
 @contextmanager
 def course_lock(course_dir: Path, doing: str) -> Iterator[None]:
     """Hold the course's lock (``.grade.lock``, the file ``grade`` locks too) while ``doing``.

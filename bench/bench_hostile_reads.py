@@ -1,9 +1,9 @@
 """The grader's peak memory when a probe hands back a decompression bomb.
 
 A probe's ``data.npz`` of about 3 MB whose one member inflates to 3 GB (a ``.npy`` of zeros,
-deflated) is read with :func:`autograder.trusted.read_probe_data` in a fresh process; the figure
-is that process's peak resident memory (``VmHWM``), next to the same process reading an ordinary
-``data.npz``. Run: ``.venv/bin/python bench/bench_hostile_reads.py``.
+deflated) is read with :func:`autograder.grading.trusted.read_probe_data` in a fresh
+process; the figure is that process's peak resident memory (``VmHWM``), next to the same
+process reading an ordinary ``data.npz``. Run: ``.venv/bin/python bench/bench_hostile_reads.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ MEASURE = """
 import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from autograder import trusted
+from autograder.grading import trusted
 data = trusted.read_probe_data(Path(sys.argv[1]))
 peak = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
 print(int(peak) // 1024, "usable" if data is not None else "refused")

@@ -30,9 +30,10 @@ import corpus_behaviour as cb
 import hostile_code as hostile
 import pytest
 
-from autograder import collect, course, feedback, release
+from autograder import collect, course, release
 from autograder import grade as grade_module
 from autograder.grade import GradeSettings, grade
+from autograder.grading import feedback
 from autograder.grading import submission as submission_module
 from autograder.report import report
 from autograder.results import read_results

@@ -1,7 +1,8 @@
 """The feedback page is bounded, names every graded part, shows the hidden accuracy, and loads
-nothing from a CDN: the real exercise_08 notebook, cleaned by :mod:`autograder.feedback` and
+nothing from a CDN: the real exercise_08 notebook, cleaned by :mod:`autograder.grading.feedback` and
 rendered by nbconvert's HTMLExporter with nbgrader's feedback template (as ``report`` does) and
-with the project's ``feedback_named`` template (:func:`autograder.feedback.exporter_config`).
+with the project's ``feedback_named`` template
+(:func:`autograder.grading.feedback.exporter_config`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from nbconvert.exporters import HTMLExporter
 from traitlets.config import Config
 
-from autograder import feedback
+from autograder.grading import feedback
 
 ROOT = Path(__file__).resolve().parents[1]
 NBGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"

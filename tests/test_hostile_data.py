@@ -4,7 +4,8 @@ grader allocate what it declares, and every failure is that part's 0 with a sent
 Item 1 (numbers): every judge of both exercises gets the reference solution's real probe data
 with one number made NaN, +inf or -inf, and must fail with a sentence that names it.
 Item 2 (arrays and JSON): the readers of :mod:`autograder.sandbox.untrusted` and
-:func:`autograder.trusted.load_probe_data` get a huge ``.npy`` header, a decompression bomb, an
+:func:`autograder.grading.trusted.load_probe_data` get a huge ``.npy`` header, a decompression
+bomb, an
 object array, too many members, over-deep and over-long JSON: each comes back refused with a
 reason, in bounded memory, and never raises.
 """
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 from test_trusted_checks import _as_data, _probes, saved_autoencoder  # noqa: F401
 
-from autograder import hidden_check, trusted
+from autograder.grading import hidden_check, trusted
 from autograder.sandbox import untrusted
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -277,7 +278,7 @@ def test_an_npy_header_declaring_a_huge_shape_is_refused_before_allocating(tmp_p
 PEAK = """
 import sys
 from pathlib import Path
-from autograder import trusted
+from autograder.grading import trusted
 read = trusted.load_probe_data(Path(sys.argv[1]))
 peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0].split()[1]
 print(int(peak) // 1024, read.problem)

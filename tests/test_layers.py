@@ -20,8 +20,6 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "autograder"
 
-GRADING_MODULES = {"trusted", "hidden_check", "feedback", "diagnose"}
-"""Modules of the grading layer that still sit at the package's top."""
 BASE_MODULES = {"course", "files", "exercise_modules", "data"}
 """The course folder's layout and the instructor data's readers (rank 1)."""
 SUBPACKAGES = {"core": 0, "sandbox": 1, "store": 1, "grading": 2, "engine": 3, "service": 4}
@@ -34,8 +32,6 @@ def group(module: str) -> tuple[str, int]:
     top = parts[1] if len(parts) > 1 else "__init__"
     if top in SUBPACKAGES:
         return top, SUBPACKAGES[top]
-    if top in GRADING_MODULES:
-        return "grading", 2
     if top in BASE_MODULES:
         return "base", 1
     if top in ("cli", "__main__", "__init__"):
@@ -93,9 +89,7 @@ def test_the_check_sees_an_import_that_points_up(tmp_path, monkeypatch):
     (fake / "core").mkdir(parents=True)
     (fake / "core" / "records.py").write_text("from ..engine import grading_client\n")
     monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
-    assert upward_imports() == [
-        "autograder.core.records (core) imports autograder.engine (engine)"
-    ]
+    assert upward_imports() == ["autograder.core.records (core) imports autograder.engine (engine)"]
 
 
 def test_the_web_service_never_imports_grading_or_the_sandbox():

@@ -1,7 +1,8 @@
 """The model check on every crafted and rule-breaking model: the validator's sentence, no code run.
 
 Each model of :mod:`corpus_behaviour` goes through exactly what ``grade`` does with a handed-in
-``models/classifier.pt2`` (:func:`autograder.hidden_check.run_model`: checked here as data, then
+``models/classifier.pt2`` (:func:`autograder.grading.hidden_check.run_model`: checked here as
+data, then
 run in a sandbox forked from the warm parent), without the notebook's autograde around it (the
 full corpus test grades a few of them end to end). A model that breaks a rule gets its rule's
 sentence; the good one and the harmless crafted one run; nothing in any of them ever runs code
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 from autograder.exercise_modules import exercise_code_module
-from autograder.hidden_check import hidden_result, run_model
+from autograder.grading.hidden_check import hidden_result, run_model
 from autograder.sandbox import Sandbox, WarmParent, reserved_uids
 
 RULES = Path(cb.REAL_EXERCISE / "exercise_code" / "model_rules.py")

@@ -17,7 +17,7 @@ import pytest
 import torch
 from autograder_standin import END_SOLUTION
 
-from autograder import trusted
+from autograder.grading import trusted
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "data"

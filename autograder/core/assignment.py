@@ -9,9 +9,10 @@ An assignment's source folder (``<repo>/<assignment>/``) holds ``grading/`` (nev
 ``grading/verdicts.py``
     Runs in the grader. ``JUDGES``: the graded cells it judges; ``judge(cell, data, context)
     -> (passed, message)`` compares the probe's data with the reference solution on the same
-    inputs. Optional: ``MODEL_CHECK`` (the cell that judges the handed-in model),
-    ``model_images(context)`` (the public images the model also runs on) and
-    ``judge_saved_classifier(public_logits, singles, batched, context) -> (passed, message)``.
+    inputs. An exercise with a hidden-accuracy cell also gives ``model_images(context)`` (the
+    public images the handed-in model runs on beside the hidden ones), and may name a graded
+    cell ``MODEL_CHECK`` judged by ``judge_saved_classifier(public_logits, singles, batched,
+    context) -> (passed, message)`` (both or neither).
 
 The exercise's ``exercise_code/model_rules.py`` (when the exercise has a hidden-accuracy cell)
 is the model validator used by the student's ``save_model`` and by the grader.
@@ -29,7 +30,7 @@ VERDICTS = "grading/verdicts.py"
 MODEL_RULES = "exercise_code/model_rules.py"
 
 REQUIRED_VERDICT_NAMES = ("JUDGES", "judge")
-MODEL_VERDICT_NAMES = ("MODEL_CHECK", "model_images", "judge_saved_classifier")
+MODEL_VERDICT_NAMES = ("model_images",)
 
 
 def load_module(name: str, path: Path, package_dir: Path | None = None) -> ModuleType:
@@ -56,4 +57,6 @@ def load_module(name: str, path: Path, package_dir: Path | None = None) -> Modul
 def missing_names(verdicts: ModuleType, with_model: bool) -> list[str]:
     """The names :data:`VERDICTS` must define but ``verdicts`` does not."""
     wanted = REQUIRED_VERDICT_NAMES + (MODEL_VERDICT_NAMES if with_model else ())
+    if hasattr(verdicts, "MODEL_CHECK"):
+        wanted += ("judge_saved_classifier",)
     return [name for name in wanted if not hasattr(verdicts, name)]

@@ -54,10 +54,9 @@ def make_spec(
     course_dir: Path, assignment: str, settings: GradeSettings, key: bytes
 ) -> GradingSpec:
     """The spec of grading ``assignment`` of ``course_dir`` now (the course must be released)."""
-    from .. import trusted
-    from ..gradebook import gradebook_cells
+    from . import trusted
 
-    points = gradebook_cells(course_dir, assignment)
+    points = course.gradebook_cells(course_dir, assignment)
     order = []
     for path in sorted(course.source_dir(course_dir, assignment).glob("*.ipynb")):
         for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):

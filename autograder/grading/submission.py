@@ -8,14 +8,14 @@ In a job folder named by the grader (``job-<n>`` below the workspace, never afte
    ``models/``).
 2. Each in its own sandbox, under the job's sandbox user id:
    - one probe per graded cell, forked from the warm parent; its verdict is decided here
-     (:mod:`autograder.trusted`, the assignment's ``grading/`` folder);
+     (:mod:`autograder.grading.trusted`, the assignment's ``grading/`` folder);
    - exercise_08: the handed-in model, checked here by the model validator and run on the
-     hidden and the public images (:mod:`autograder.hidden_check`); accuracies computed here;
+     hidden and the public images (:mod:`.hidden_check`); accuracies computed here;
    - at the same time, nbgrader's autograde of the notebooks in a throwaway course, for the
      executed notebook in the feedback only: its gradebook and results are never read for
      points. Where its test cells passed and the trusted verdict failed, the record gets a flag.
 3. The autograded notebook (hidden tests replaced by the verdicts, student markup neutralized:
-   :mod:`autograder.feedback`) goes into ``course/autograded/`` for the feedback; the record
+   :mod:`autograder.grading.feedback`) goes into ``course/autograded/`` for the feedback; the record
    is returned (the engine stores it, the gradebook is written from the store).
 
 Nothing a sandbox wrote is followed as a path: it is read with :mod:`autograder.sandbox.untrusted`
@@ -34,14 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import course, trusted
+from .. import course
 from ..core.records import GradeRecord, PartResult, Status, Verdict
 from ..core.text import clean_text
-from ..diagnose import autograde_problem, notebook_results
 from ..exercise_modules import exercise_code_module
-from ..feedback import kept_feedback
-from ..hidden_check import MODEL_RELATIVE_PATH, ModelRun, hidden_result, run_model
 from ..sandbox import Sandbox, SandboxError, clear_user, run_sandboxed, scrubbed_env, untrusted
+from . import trusted
+from .diagnose import autograde_problem, notebook_results
+from .feedback import kept_feedback
+from .hidden_check import MODEL_RELATIVE_PATH, ModelRun, hidden_result, run_model
 from .spec import GradingSpec, seed_digest
 from .workspace import Workspace
 
@@ -416,7 +417,7 @@ def _build_throwaway(workspace: Workspace, job: _Job) -> Path:
 def _keep_feedback(
     workspace: Workspace, target: Path, autograded: Path, verdicts: dict[str, Verdict]
 ) -> str:
-    """The autograded notebooks, cleaned (:mod:`autograder.feedback`), into ``target``;
+    """The autograded notebooks, cleaned (:mod:`autograder.grading.feedback`), into ``target``;
     returns the sentence for a notebook that got no feedback ("" when all did)."""
     kept = kept_feedback(autograded, workspace.spec.notebooks, verdicts)
     staging = target.parent / f".{target.name}.staging"

@@ -21,14 +21,15 @@ from types import ModuleType
 
 import numpy as np
 
-from .. import course, trusted
+from .. import course
 from ..core.errors import AutograderError
 from ..core.paths import PACKAGE_DIR
 from ..exercise_modules import exercise_code_module
-from ..gradebook import make_template_gradebook
 from ..sandbox import WarmParent, support
 from ..sandbox.cgroups import remove_stale
+from . import trusted
 from .spec import GradingSpec
+from .throwaway import make_template_gradebook
 
 TEMP_PREFIX = "autograder-grade-"
 

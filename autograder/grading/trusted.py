@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from . import course
-from .exercise_modules import exercise_code_module
-from .sandbox import Sandbox, untrusted
+from .. import course
+from ..core.assignment import load_module, missing_names
+from ..core.errors import AutograderError
+from ..exercise_modules import exercise_code_module
+from ..sandbox import Sandbox, untrusted
 
 GRADING_FOLDER = "grading"
 MAX_PROBE_JSON_BYTES = 1_000_000
@@ -85,17 +85,19 @@ def probes_path(assignment: str) -> Path:
 
 
 def verdicts(assignment: str) -> ModuleType:
-    """``<exercise>/grading/verdicts.py``, imported once per folder as part of its package."""
+    """``<exercise>/grading/verdicts.py``, imported once per folder as part of its package; it
+    must provide what :mod:`autograder.core.assignment` writes down (else ``AutograderError``)."""
     folder = grading_dir(assignment)
     name = f"_grading_{assignment}_{hashlib.sha256(str(folder).encode()).hexdigest()[:12]}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    package = load_module(name, folder / "__init__.py", folder)
+    module = load_module(f"{package.__name__}.verdicts", folder / "verdicts.py")
+    missing = missing_names(module, with_model=assignment in course.HIDDEN_CELL)
+    if missing:
+        raise AutograderError(
+            f"{folder / 'verdicts.py'} lacks {', '.join(missing)}: see "
+            "autograder/core/assignment.py for what an exercise's grading/ must provide."
         )
-        package = importlib.util.module_from_spec(spec)
-        sys.modules[name] = package
-        spec.loader.exec_module(package)
-    return importlib.import_module(f"{name}.verdicts")
+    return module
 
 
 def check_seed(key: bytes, submission_digest: str, cell: str) -> int:

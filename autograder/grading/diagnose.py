@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .sandbox import Outcome, untrusted
+from ..sandbox import Outcome, untrusted
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 

@@ -22,8 +22,8 @@ from types import ModuleType
 
 import numpy as np
 
-from .results import clean_text
-from .sandbox import Outcome, Sandbox, WarmParent, untrusted
+from ..core.text import clean_text
+from ..sandbox import Outcome, Sandbox, WarmParent, untrusted
 from .trusted import probe_env, probe_problem
 
 MODEL_RELATIVE_PATH = "models/classifier.pt2"

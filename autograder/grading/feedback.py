@@ -32,9 +32,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .course import HIDDEN_BEGIN, HIDDEN_END
-from .results import clean_text
-from .sandbox import untrusted
+from ..core.text import clean_text
+from ..course import HIDDEN_BEGIN, HIDDEN_END
+from ..sandbox import untrusted
 
 PLACEHOLDER = "# [hidden tests: not shown; the grader's verdict is under this cell]"
 SAFE_DATA = ("text/plain", "image/png", "image/jpeg")
@@ -359,7 +359,7 @@ def _cut_note(cut_bytes: int) -> dict:
 
 # ----------------------------------------------------------------------------- entry point
 
-TEMPLATES = Path(__file__).resolve().parent / "templates" / "nbconvert"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 """``feedback_named``: nbgrader's feedback page naming each graded cell, without MathJax."""
 
 
