@@ -54,7 +54,7 @@ def grade(
     (no release, no hidden test data) or the scheduler cannot be reached.
     """
     settings = settings or GradeSettings.from_env()
-    course_dir = Path(course_dir).resolve()
+    course_dir = course.require_course(course_dir)
     course.exercise_dir(assignment)
     if not 1 <= jobs <= MAX_SLOTS:
         raise AutograderError(f"--jobs must be between 1 and {MAX_SLOTS}; got {jobs}.")

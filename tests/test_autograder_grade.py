@@ -19,6 +19,7 @@ from standin_course import collect_kinds as _collect_kinds
 from standin_course import grade_settings as _settings
 
 from autograder import collect, course, release
+from autograder.core.errors import AutograderError
 from autograder.grade import grade
 from autograder.results import read_result, read_results
 from autograder.store import Store
@@ -79,6 +80,13 @@ def test_the_gradebook_and_nbgrader_export_hold_the_whole_trusted_grade(
     assert Store.for_course(standin_course).rows("exercise_08") == before
 
 
+def test_grade_refuses_a_folder_that_is_not_a_course_and_creates_nothing(tmp_path):
+    mistyped = tmp_path / "cuorse"
+    with pytest.raises(AutograderError, match="does not exist: check --course-dir"):
+        grade(mistyped, "exercise_08")
+    assert not mistyped.exists()
+
+
 def test_grading_a_student_whose_upload_was_rejected_says_why_and_what_to_do(
     standin_course, capsys
 ):
@@ -134,6 +142,7 @@ KILL_SCRIPT = """
 import sys
 from pathlib import Path
 from autograder import course
+from autograder.core.errors import AutograderError
 from autograder.grade import GradeSettings, grade
 course.REPO_ROOT = Path(sys.argv[1])
 settings = GradeSettings(autograde_timeout_s=120, cell_timeout_s=30, probe_timeout_s=30,
