@@ -194,6 +194,33 @@ def test_every_section_a_message_names_exists() -> None:
         assert any(h.startswith(f"## {number}. ") for h in headings), number
 
 
+def test_the_notebook_shows_the_learning_curve_the_bench_writes_with_its_command() -> None:
+    cells = nbformat.read(ROOT / "exercise_08" / NOTEBOOK, as_version=4).cells
+    showing = [c.source for c in cells if "figures/learning_curve.png" in c.source]
+    bench = (ROOT / "bench" / "bench_exercise08.py").read_text()
+
+    assert len(showing) == 1 and showing[0].count("](figures/learning_curve.png)") == 1
+    assert "python bench/bench_exercise08.py --seeds 5\n--curve" in showing[0]
+    assert 'CURVE_FIGURE = ROOT / "exercise_08" / "figures" / "learning_curve.png"' in bench
+    assert (ROOT / "exercise_08" / "figures" / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_final_models_are_compared_under_the_same_recipe() -> None:
+    """Section 8 trains the final recipe from scratch too: same labels, augmentation, epochs."""
+    cells = {
+        c.metadata.get("nbgrader", {}).get("grade_id"): c.source
+        for c in nbformat.read(ROOT / "exercise_08" / NOTEBOOK, as_version=4).cells
+    }
+    transfer, scratch = cells["train_final"], cells["train_final_scratch"]
+
+    for argument in ("all_labeled,", "epochs=FINAL_EPOCHS,", "lr=CLASSIFIER_LR,", "seed=SEED,"):
+        assert argument in transfer and argument in scratch, argument
+    assert "transform=digit_augmentation()," in transfer
+    assert "transform=digit_augmentation()," in scratch
+    assert "Classifier(Encoder(LATENT_DIM, HIDDEN_SIZES))" in scratch
+    assert "if AUTOGRADING:" in scratch, "under nbgrader nothing trains"
+
+
 @pytest.mark.slow
 def test_source_notebook_trains_saves_and_then_grades_from_the_saved_models(
     tmp_path: Path, student_data_dir: Path
@@ -209,6 +236,7 @@ def test_source_notebook_trains_saves_and_then_grades_from_the_saved_models(
     assert (folder / "models" / "autoencoder.pt").is_file()
     text = stdout_of(trained)
     assert "Final model: public test accuracy" in text
+    assert "Final recipe from scratch: public test accuracy" in text
     assert graded_cells_writing_to_stderr(trained) == []
     assert [path.exists() for path in repository_outputs] == existed
     # nbclient did not save the notebook, so the hand-in cell refused the stale file on disk,
@@ -235,6 +263,7 @@ def test_source_notebook_trains_saves_and_then_grades_from_the_saved_models(
     assert "autograding: True" in text
     assert "Autoencoder after" not in text, "the autoencoder must not train under autograding"
     assert "Saved the classifier" not in text
+    assert "Final recipe from scratch" not in text
     assert not (folder / "exercise_08.zip").exists()
     assert json.loads((folder / "models" / "final_history.json").read_text())["train_loss"]
 
