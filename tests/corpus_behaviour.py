@@ -98,8 +98,44 @@ def probe_value(seed, files):
     return {"value": value if type(value) is int else repr(value)[:100]}
 
 
+def public_answer(seed, files):
+    """The notebook's public line of test_answer: check_answer(answer())."""
+    from exercise_code.answer import answer
+    from exercise_code.helpers import check_answer
+
+    check_answer(answer())
+
+
+def public_value(seed, files):
+    """The notebook's public line of test_value after its solution cell: value == 42."""
+    with open(f"{files}/autoencoder.ipynb", encoding="utf-8") as handle:
+        cells = json.load(handle)["cells"]
+    source = next(
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "student_code"
+    )
+    from exercise_code.answer import answer
+
+    namespace = {"answer": answer}
+    exec(compile(source, "student_code", "exec"), namespace)
+    assert namespace.get("value") == 42, "value must be 42"
+
+
+def public_check(check, seed, files):
+    """What the cell's public check says on the same code: "passed" or its error's first line."""
+    try:
+        {"test_answer": public_answer, "test_value": public_value}[check](seed, files)
+    except BaseException as error:
+        lines = f"{type(error).__name__}: {error}".strip().splitlines()
+        return lines[0][:300]
+    return "passed"
+
+
 def run(check, seed, files):
-    return {"test_answer": probe_answer, "test_value": probe_value}[check](seed, files)
+    data = {"test_answer": probe_answer, "test_value": probe_value}[check](seed, files)
+    data["public_check"] = public_check(check, seed, files)
+    return data
 '''
 
 VERDICTS = '''"""Verdicts of the stand-in exercise (see exercise_08/grading/verdicts.py)."""
@@ -507,6 +543,9 @@ def _untouched(files: dict, context: dict) -> dict:
 
 WRONG = b"def answer():\n    return 41\n"
 STUB = b"def answer():\n    raise NotImplementedError('Implement answer')\n"
+LENIENT_ANSWER = b"def answer():\n    return 42.0\n"
+"""An honest mistake that the lenient public check (``value == 42``) lets through and the trusted
+check (an int) catches: it loses points and is not flagged."""
 WARNING_ANSWER = (
     b"import sys\n\n\ndef answer():\n    print('computing', file=sys.stderr)\n    return 42\n"
 )
@@ -556,6 +595,10 @@ CHANGES: dict[str, Callable[[dict, dict], dict]] = {
     "gradebook_manual_score": with_code(hostile.GRADEBOOK_MANUAL_SCORE, STUB),
     "gradebook_trigger": with_code(hostile.GRADEBOOK_TRIGGER, STUB),
     "gradebook_rewriter": with_code(hostile.GRADEBOOK_REWRITER, STUB),
+    "lenient_public_check": lambda files, context: {
+        **files,
+        "exercise_code/answer.py": LENIENT_ANSWER,
+    },
     "swallows_errors": with_code(hostile.SWALLOW_ERRORS, WRONG),
     "rewrites_later_cells": with_code(hostile.REWRITE_CELLS, WRONG),
     "shadows_given_helper": with_files(

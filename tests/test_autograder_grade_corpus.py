@@ -100,6 +100,7 @@ EXPECTED = {
     "gradebook_manual_score": ("graded", STUBBED, 50),
     "gradebook_trigger": ("graded", STUBBED, 50),
     "gradebook_rewriter": ("graded", STUBBED, 50),
+    "lenient_public_check": ("graded", "answer() is '42.0', expected 42", 50),
     "swallows_errors": ("graded", WRONG, 50),
     "rewrites_later_cells": ("graded", WRONG, 50),
     "shadows_given_helper": ("graded", WRONG, 50),
@@ -136,7 +137,9 @@ FLAGGED = {
     "deep_json_probe_data",
     "object_array",
 }
-"""Kinds whose notebook tests passed what the trusted checks failed."""
+"""Kinds whose notebook tests passed where the same public check, run by the probe on the
+handed-in code, failed, or whose probe data was poisoned. Not ``lenient_public_check``: its
+notebook tests pass and the trusted checks fail, but so does nothing else (an honest mistake)."""
 MAY_BE_FLAGGED = {"memory_across_processes", "memory_across_spawned_interpreters"}
 """Flagged when the memory cgroup stopped a child in the notebook and the notebook went on (its
 test passed, the check with less memory failed); not when it stopped the kernel itself: which

@@ -63,13 +63,17 @@ class Verdict:
     """The trusted verdict of one graded part: its points and why points were lost.
 
     ``timed_out`` says that the part's check was stopped by its time limit (the record's status
-    becomes ``timeout``; nothing reads that from the message).
+    becomes ``timeout``; nothing reads that from the message). ``suspect`` says that points were
+    lost where the same public check failed on this code, or on poisoned probe data
+    (:attr:`autograder.grading.trusted.Judgement.suspect`): if the notebook's own test of the part
+    passed, the record is flagged. It never changes the points.
     """
 
     score: float
     max_score: float
     message: str = ""
     timed_out: bool = False
+    suspect: bool = False
 
     @classmethod
     def of(cls, passed: bool, points: float, message: str, timed_out: bool = False) -> Verdict:

@@ -5,8 +5,9 @@ checks. Two things are taken from it here, both for wording and flags, never for
 
 - :func:`autograde_problem`: why the notebook could not be run to its end, in one sentence;
 - :func:`notebook_results`: which graded cells passed in the notebook itself (no error and no
-  stderr output, nbgrader's rule), to flag rows where they passed what the trusted checks
-  failed.
+  stderr output, nbgrader's rule), to flag rows where they passed while the same public check,
+  run by the cell's probe on the handed-in code, failed (or the probe's data was poisoned): a
+  hidden check catching what the lenient public one let through is no flag.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ In a job folder named by the grader (``job-<n>`` below the workspace, never afte
      hidden and the public images (:mod:`.hidden_check`); accuracies computed here;
    - at the same time, nbgrader's autograde of the notebooks in a throwaway course, for the
      executed notebook in the feedback only: its gradebook and results are never read for
-     points. Where its test cells passed and the trusted verdict failed, the record gets a flag.
+     points. Where its test of a cell passed, the trusted verdict failed and the probe's run of
+     the same public check failed too (or the probe's data was poisoned), the record gets a flag.
 3. The autograded notebook (hidden tests replaced by the verdicts, student markup neutralized:
    :mod:`autograder.grading.feedback`) goes into ``course/autograded/`` for the feedback; the record
    is returned (the engine stores it, the gradebook is written from the store).
@@ -120,7 +121,7 @@ def grade_submission(
         PartResult(f"{notebook}: {cell}", verdicts[cell].score, points, verdicts[cell].message)
         for notebook, cell, points in spec.cells
     ]
-    flags = sorted(c for c in passed_in_notebook if c in verdicts and verdicts[c].lost)
+    flags = flagged_cells(passed_in_notebook, verdicts)
     problem = (
         autograde_problem(outcome, submitted, spec.notebooks, spec.settings) if outcome else None
     )
@@ -203,12 +204,24 @@ def summary_message(parts: list[PartResult], notebook_problem: str) -> str:
     return clean_text(first + ".", 1000)
 
 
+def flagged_cells(passed_in_notebook: set[str], verdicts: dict[str, Verdict]) -> list[str]:
+    """The cells to flag: the notebook's own test passed, the trusted verdict lost points, and
+    the probe's run of the same public check failed on this code or its data was poisoned
+    (``Verdict.suspect``). A hidden check that catches what the public one lets through (an
+    honest mistake) is no flag."""
+    return sorted(
+        c for c in passed_in_notebook if c in verdicts and verdicts[c].lost and verdicts[c].suspect
+    )
+
+
 def flag_text(flags: list[str]) -> str:
+    """The grade table's ``flags``: the cells whose notebook test passed where the same public
+    check fails on the handed-in code (or the probe's data was poisoned)."""
     if not flags:
         return ""
     return (
-        f"notebook tests passed that the trusted checks failed ({', '.join(flags)}): look at this "
-        "submission"
+        f"the notebook's test of {', '.join(flags)} passed where the same public check fails on "
+        "this code: look at this submission"
     )
 
 
@@ -338,7 +351,8 @@ def _probe_and_judge(
     data = trusted.load_probe_data(out)
     shutil.rmtree(out, ignore_errors=True)
     judgement = trusted.judge_probe(workspace.verdicts, cell, data, context)
-    return Verdict.of(judgement.passed, points, clean_text(judgement.message, 500))
+    verdict = Verdict.of(judgement.passed, points, clean_text(judgement.message, 500))
+    return replace(verdict, suspect=judgement.suspect)
 
 
 def _autograde(workspace: Workspace, job: _Job, result: dict) -> None:

@@ -10,6 +10,13 @@ to its notebook, never released) holds the two halves of the cell's check:
   data with the reference solution on the same inputs; ``JUDGES`` lists the cells it decides,
   and (exercise_08) ``MODEL_CHECK`` names the cell decided from the handed-in model's logits.
 
+Each probe also runs the cell's PUBLIC check (the notebook's own public line, the given checks
+module with its default arguments) on the same code and writes ``public_check``: ``"passed"``,
+the first line of what it raised, or ``"none"`` for a cell whose public check needs what the
+probe does not have. That entry decides no point: it is read here (:func:`public_check_result`)
+for the flag only, so that a flag means "the notebook's test passed where the same public check
+fails on this code", not "a hidden check caught what the lenient public one let through".
+
 The seed of a check is an HMAC of the course's secret key (``data/hidden/course_key``), the
 submission's hash and the cell: the student cannot know it before grading, and grading the same
 submission again draws the same inputs (the same verdicts). A probe that crashes, hangs, runs
@@ -21,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -138,12 +145,52 @@ def read_probe_data(folder: Path) -> dict | None:
     return load_probe_data(folder).values
 
 
+PUBLIC_CHECK_KEY = "public_check"
+"""The entry of a probe's data holding what the cell's public check said when the probe ran it."""
+PUBLIC_CHECK_PASSED = "passed"
+NO_PUBLIC_CHECK = "none"
+"""What a probe writes for a cell whose public check it cannot run (it needs the notebook's
+trained model in memory and data the probe does not have)."""
+
+
 @dataclass(frozen=True)
 class Judgement:
-    """The trusted outcome of one check: passed, or the one sentence saying why not."""
+    """The trusted outcome of one check: passed, or the one sentence saying why not.
+
+    ``public_passed`` and ``poisoned`` are for the flag only, never for points (see
+    :attr:`suspect`); two judgements are equal when their outcome (passed, message) is.
+    """
 
     passed: bool
     message: str = ""
+    public_passed: bool | None = field(default=None, compare=False)
+    """What the probe's run of the cell's public check said: True (it passed), False (it failed
+    on this code), None (the cell has no public check the probe can run, or no data came back).
+    Written by the sandbox: code that makes it say "passed" only loses its flag."""
+    poisoned: bool = field(default=False, compare=False)
+    """The probe's data was unusable (a bomb, oversized, the wrong types for the verdict) or not
+    what the probe writes (no public-check entry): never an honest mistake."""
+
+    @property
+    def suspect(self) -> bool:
+        """Whether this outcome points at tampering when the notebook's own test of the cell
+        passed: it lost points and the probe's run of the same public check failed, or its data
+        was poisoned. Not when only the trusted check's other inputs caught the mistake."""
+        return not self.passed and (self.public_passed is False or self.poisoned)
+
+
+def public_check_result(values: dict) -> tuple[bool | None, bool]:
+    """``(public_passed, poisoned)`` from a probe's data (see :class:`Judgement`): the entry
+    :data:`PUBLIC_CHECK_KEY` is ``"passed"``, ``"none"`` or the one line of the public check's
+    error; anything else (missing, not text) means the data is not what the probe wrote."""
+    said = values.get(PUBLIC_CHECK_KEY)
+    if not isinstance(said, str) or not said:
+        return None, True
+    if said == PUBLIC_CHECK_PASSED:
+        return True, False
+    if said == NO_PUBLIC_CHECK:
+        return None, False
+    return False, False
 
 
 def unusable_data_message(cell: str, problem: str) -> str:
@@ -163,11 +210,13 @@ def judge_probe(verdicts: ModuleType, cell: str, data: ProbeData, context: Conte
     with one sentence.
     """
     if data.values is None:
-        return Judgement(False, unusable_data_message(cell, data.problem))
+        return Judgement(False, unusable_data_message(cell, data.problem), poisoned=True)
+    public_passed, poisoned = public_check_result(data.values)
     raised = probe_error(data.values, cell)
     if raised:
-        return Judgement(False, raised)
-    return _judged(cell, lambda: verdicts.judge(cell, data.values, context))
+        return Judgement(False, raised, public_passed, poisoned)
+    judged = _judged(cell, lambda: verdicts.judge(cell, data.values, context))
+    return replace(judged, public_passed=public_passed, poisoned=judged.poisoned or poisoned)
 
 
 def judge_saved_model(
@@ -186,6 +235,7 @@ def _judged(cell: str, judge) -> Judgement:
             f"The check of {cell} could not use what your code returned "
             f"({type(error).__name__}), so it got no points; run the notebook's public check of "
             "that cell.",
+            poisoned=True,
         )
     if passed is not True:
         return Judgement(False, str(message or f"The check of {cell} failed."))

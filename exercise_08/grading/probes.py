@@ -13,10 +13,20 @@ grader-built encoder, the training steps small grader-built models. The input ge
 those parts are shared with :mod:`verdicts` (which imports this file), so both sides build the
 very same inputs from the seed.
 
+After its data, each probe runs the cell's public check, the notebook's public line (the given
+``exercise_code/checks.py`` with its default arguments), on the same code and adds
+``public_check``: "passed" or the first line of what it raised (:func:`public_check`). No point
+depends on it: the grader reads it for the flag only (a notebook test that passed where this
+fails points at tampering; a hidden check that fails where this passes is an honest mistake).
+
 This file imports torch and numpy only (the warm parent loads it by path before forking).
 """
 
 from __future__ import annotations
+
+import os
+import signal
+from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import torch
@@ -353,6 +363,65 @@ PROBES = {
 }
 
 
+PUBLIC_CHECKS = {
+    "test_encoder": lambda checks: checks.check_encoder(),
+    "test_decoder": lambda checks: checks.check_decoder(),
+    "test_autoencoder": lambda checks: checks.check_autoencoder(),
+    "test_classifier": lambda checks: checks.check_classifier(),
+    "test_autoencoder_steps": lambda checks: checks.check_autoencoder_steps(),
+    "test_classifier_steps": lambda checks: checks.check_classifier_steps(),
+}
+"""The public line of each graded cell's notebook test. test_trained_autoencoder has none here:
+its public line checks the trained model in the notebook's memory on the held-out images, which
+the probe has neither of (it reads the saved file only), so that cell is flagged only for
+poisoned data."""
+PUBLIC_CHECK_SECONDS = 30.0
+"""The public check's own time limit, within the probe's (a check at the notebook's default sizes
+takes a few seconds): it must not cost the probe its data."""
+NO_PUBLIC_CHECK = "none"
+
+
+class _PublicCheckTimeout(BaseException):
+    """Raised by the timer in a public check that runs too long."""
+
+
+def public_check(call) -> str:
+    """Run ``call()`` (a public check) with its output discarded and a time limit: "passed", or
+    the first line of what it raised (SystemExit and the time limit included)."""
+
+    def stop(signum, frame):
+        raise _PublicCheckTimeout(f"the public check took longer than {PUBLIC_CHECK_SECONDS:g} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, PUBLIC_CHECK_SECONDS)
+    try:
+        with open(os.devnull, "w") as sink, redirect_stdout(sink), redirect_stderr(sink):
+            call()
+    except BaseException as error:  # whatever the student's code raises stays in this entry
+        return _error(error)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    return "passed"
+
+
 def run(check: str, seed: int, files: str | None) -> dict:
-    """The data of ``check``'s probe (what the sandbox worker calls)."""
-    return PROBES[check](seed, files)
+    """The data of ``check``'s probe (what the sandbox worker calls), then ``public_check``:
+    what the cell's public check says on the same code (after the data, which it cannot
+    change)."""
+    try:
+        data = PROBES[check](seed, files)
+    except Exception as error:  # as the worker would record it
+        data = {"probe_error": f"{type(error).__name__}: {error}"[:300]}
+    public = PUBLIC_CHECKS.get(check)
+    if public is None:
+        data["public_check"] = NO_PUBLIC_CHECK
+        return data
+
+    def call() -> None:
+        from exercise_code import checks
+
+        public(checks)
+
+    data["public_check"] = public_check(call)
+    return data

@@ -5,12 +5,20 @@ probe draws its inputs from the grading-time ``seed``, calls the student's NumPy
 returns their outputs as arrays; :mod:`verdicts` compares them, in the grader's process, with
 the reference solution on the same inputs.
 
+After its data, each probe runs the cell's public check, the notebook's public line (the given
+``exercise_code/checks.py`` with its default arguments, ``augmentation.check_label_breaking`` for
+the quiz), on the same code and adds ``public_check``: "passed" or the first line of what it
+raised. No point depends on it: the grader reads it for the flag only.
+
 This file imports numpy (and json) only; the warm parent loads it by path before forking.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 
@@ -200,8 +208,8 @@ def probe_label_breaking(files: str) -> dict:
         return {"error": _error(error)}
     answer = namespace.get("label_breaking")
     if not isinstance(answer, set | frozenset) or not all(isinstance(a, str) for a in answer):
-        return {"kind": type(answer).__name__}
-    return {"answer": sorted(a[:100] for a in answer)[:50]}
+        return {"kind": type(answer).__name__, "public_answer": answer}
+    return {"answer": sorted(a[:100] for a in answer)[:50], "public_answer": answer}
 
 
 PROBES = {
@@ -216,6 +224,85 @@ PROBES = {
 }
 
 
+def _layer_check(name: str, *functions: str):
+    def call() -> None:
+        from exercise_code import checks, layers
+
+        getattr(checks, name)(*(getattr(layers, f) for f in functions))
+
+    return call
+
+
+def _label_breaking_check(data: dict):
+    def call() -> None:
+        from exercise_code import augmentation
+
+        if "public_answer" not in data:  # the cell is missing or raised: so does the notebook's
+            raise AssertionError(data.get("error") or "label_breaking is not defined")
+        augmentation.check_label_breaking(data["public_answer"])
+
+    return call
+
+
+PUBLIC_CHECKS = {
+    "test_dropout_forward": lambda data: _layer_check("check_dropout_forward", "dropout_forward"),
+    "test_dropout_backward": lambda data: _layer_check(
+        "check_dropout_backward", "dropout_forward", "dropout_backward"
+    ),
+    "test_batchnorm_forward": lambda data: _layer_check(
+        "check_batchnorm_forward", "batchnorm_forward"
+    ),
+    "test_batchnorm_running_stats": lambda data: _layer_check(
+        "check_batchnorm_running_stats", "batchnorm_forward"
+    ),
+    "test_batchnorm_backward": lambda data: _layer_check(
+        "check_batchnorm_backward", "batchnorm_forward", "batchnorm_backward"
+    ),
+    "test_layernorm_forward": lambda data: _layer_check(
+        "check_layernorm_forward", "layernorm_forward"
+    ),
+    "test_layernorm_backward": lambda data: _layer_check(
+        "check_layernorm_backward", "layernorm_forward", "layernorm_backward"
+    ),
+    "test_label_breaking": _label_breaking_check,
+}
+"""The public line of each graded cell's notebook test, as a call on the probe's data."""
+PUBLIC_CHECK_SECONDS = 30.0
+"""The public check's own time limit, within the probe's: it must not cost the probe its data."""
+
+
+class _PublicCheckTimeout(BaseException):
+    """Raised by the timer in a public check that runs too long."""
+
+
+def public_check(call) -> str:
+    """Run ``call()`` (a public check) with its output discarded and a time limit: "passed", or
+    the first line of what it raised (SystemExit and the time limit included)."""
+
+    def stop(signum, frame):
+        raise _PublicCheckTimeout(f"the public check took longer than {PUBLIC_CHECK_SECONDS:g} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, PUBLIC_CHECK_SECONDS)
+    try:
+        with open(os.devnull, "w") as sink, redirect_stdout(sink), redirect_stderr(sink):
+            call()
+    except BaseException as error:  # whatever the student's code raises stays in this entry
+        return _error(error)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    return "passed"
+
+
 def run(check: str, seed: int, files: str | None) -> dict:
-    """The data of ``check``'s probe (what the sandbox worker calls)."""
-    return PROBES[check](seed, files)
+    """The data of ``check``'s probe (what the sandbox worker calls), then ``public_check``:
+    what the cell's public check says on the same code (after the data, which it cannot
+    change)."""
+    try:
+        data = PROBES[check](seed, files)
+    except Exception as error:  # as the worker would record it
+        data = {"probe_error": f"{type(error).__name__}: {error}"[:300]}
+    data["public_check"] = public_check(PUBLIC_CHECKS[check](data))
+    data.pop("public_answer", None)
+    return data
