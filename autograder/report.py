@@ -44,6 +44,7 @@ from .course import (
     write_config,
     write_course_file,
 )
+from .grading import feedback
 from .results import COLUMNS, clean_text, is_student_id, read_results
 
 CSV_COLUMNS = [*COLUMNS, "flags"]
@@ -216,7 +217,9 @@ def _nbgrader_feedback(course_dir: Path, assignment: str, student: str) -> list[
     notebooks = sorted(autograded_dir(course_dir, assignment, student).glob("*.ipynb"))
     if not notebooks:
         return []
-    api = nbgrader_api(course_dir, **{"HTMLExporter.sanitize_html": True})
+    api = nbgrader_api(
+        course_dir, **{"HTMLExporter.sanitize_html": True, **feedback.exporter_config()}
+    )
     result = api.generate_feedback(assignment, student, force=True)
     if not result.get("success"):
         return None

@@ -103,6 +103,10 @@ def grade_submission(
             verdicts, model = _trusted_verdicts(workspace, job, submission)
         finally:
             notebook_thread.join()
+        hidden, public_accuracy = None, None
+        if spec.hidden_cell is not None:  # before the feedback, which shows its sentence
+            hidden, public_accuracy = _hidden_check(workspace, model)
+            verdicts[spec.hidden_cell[1]] = Verdict(hidden.score, hidden.max_score, hidden.message)
         if isinstance(autograde.get("error"), SandboxError):
             raise autograde["error"]
         outcome = autograde.get("outcome")
@@ -113,10 +117,6 @@ def grade_submission(
         if uid is not None:
             clear_user(uid)
         shutil.rmtree(job.root, ignore_errors=True)
-    hidden, public_accuracy = None, None
-    if spec.hidden_cell is not None:
-        hidden, public_accuracy = _hidden_check(workspace, model)
-        verdicts[spec.hidden_cell[1]] = Verdict(hidden.score, hidden.max_score, hidden.message)
     parts = [
         PartResult(f"{notebook}: {cell}", verdicts[cell].score, points, verdicts[cell].message)
         for notebook, cell, points in spec.cells
@@ -284,7 +284,7 @@ def _trusted_verdicts(
         context = trusted.Context(spec.assignment, seed, spec.settings.data_dir)
         if cell == getattr(workspace.verdicts, "MODEL_CHECK", None):
             model = _run_model(workspace, job)
-            verdicts[cell] = _judge_model(workspace, model, context, points)
+            verdicts[cell] = _judge_model(workspace, model, cell, context, points)
         elif cell in workspace.verdicts.JUDGES:
             verdicts[cell] = _probe_and_judge(workspace, job, cell, context, points)
         else:
@@ -297,26 +297,17 @@ def _trusted_verdicts(
 
 
 def _judge_model(
-    workspace: Workspace, model: ModelRun, context: trusted.Context, points: float
+    workspace: Workspace, model: ModelRun, cell: str, context: trusted.Context, points: float
 ) -> Verdict:
     timed_out = bool(getattr(model, "timed_out", False))
     if model.logits is None:
         return Verdict.of(False, points, clean_text(model.rule or model.problem, 500), timed_out)
     public_splits = model.logits[len(workspace.hidden_labels) :]
     batched = model.logits[: len(model.singles)]
-    try:
-        passed, message = workspace.verdicts.judge_saved_classifier(
-            public_splits, model.singles, batched, context
-        )
-    except Exception as error:
-        passed, message = (
-            False,
-            (
-                "The check of your saved model could not use its outputs "
-                f"({type(error).__name__}); run the notebook's check of the saved model."
-            ),
-        )
-    return Verdict.of(passed, points, clean_text(message, 500))
+    judgement = trusted.judge_saved_model(
+        workspace.verdicts, cell, public_splits, model.singles, batched, context
+    )
+    return Verdict.of(judgement.passed, points, clean_text(judgement.message, 500))
 
 
 def _run_model(workspace: Workspace, job: _Job) -> ModelRun:
