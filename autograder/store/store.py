@@ -211,22 +211,14 @@ class Store:
     def claim(self, row_id: int, holder: str) -> GradingRow | None:
         """Take row ``row_id`` up (``running``, one more try, ``holder`` since now); None when
         it is final already (graded by someone else) or gone."""
-        with self._sessions() as session:
-            done = session.execute(
-                update(Grading)
-                .where(Grading.id == row_id)
-                .where(Grading.state.in_([Status.QUEUED.value, Status.RUNNING.value]))
-                .values(
-                    state=Status.RUNNING.value,
-                    tries=Grading.tries + 1,
-                    holder=holder[:200],
-                    held_since=now(),
-                )
-            )
-            session.commit()
-            if done.rowcount != 1:
-                return None
-            return GradingRow.of(session.get(Grading, row_id))
+        taken = self._update_unfinished(
+            row_id,
+            state=Status.RUNNING.value,
+            tries=Grading.tries + 1,
+            holder=holder[:200],
+            held_since=now(),
+        )
+        return self.get(row_id) if taken else None
 
     def finish(self, row_id: int, record: dict) -> bool:
         """Write ``record`` (a GradeRecord's dict) and its final state, once: False when the row
@@ -235,17 +227,23 @@ class Store:
         if not state.final:
             raise ValueError(f"a record's state must be final, not {state}")
         text = json.loads(json.dumps(record, allow_nan=False))
+        return self._update_unfinished(
+            row_id,
+            state=state.value,
+            record=text,
+            reason=str(record.get("message") or "")[:2000],
+            finished=now(),
+        )
+
+    def _update_unfinished(self, row_id: int, **values: object) -> bool:
+        """Set ``values`` on row ``row_id`` if it is still queued or running (one statement, so
+        two writers never both succeed); whether it was."""
         with self._sessions() as session:
             done = session.execute(
                 update(Grading)
                 .where(Grading.id == row_id)
                 .where(Grading.state.in_([Status.QUEUED.value, Status.RUNNING.value]))
-                .values(
-                    state=state.value,
-                    record=text,
-                    reason=str(record.get("message") or "")[:2000],
-                    finished=now(),
-                )
+                .values(**values)
             )
             session.commit()
             return done.rowcount == 1
