@@ -99,8 +99,8 @@ def test_the_reference_passes_its_public_checks_in_every_probe():
         code = ROOT / exercise
         verdicts = trusted.verdicts(exercise)
         for cell in verdicts.JUDGES:
-            if cell in ("test_trained_autoencoder", "test_label_breaking"):
-                continue  # the saved model / the notebook's answer cell: see below
+            if cell == "test_trained_autoencoder":
+                continue  # no public check in its probe: see below
             judgement = _judge_cell(exercise, code, cell)
             assert (cell, judgement.passed, judgement.public_passed) == (cell, True, True)
 
@@ -116,6 +116,21 @@ def test_the_trained_autoencoder_has_no_public_check_in_its_probe(tmp_path):
     )
     assert judgement.passed is False and judgement.public_passed is None
     assert judgement.suspect is False
+
+
+@pytest.mark.parametrize("exercise", ["exercise_08", "exercise_08_optional"])
+def test_a_public_check_that_exits_or_runs_too_long_only_fails_its_own_entry(exercise, monkeypatch):
+    probes = _probes(exercise)
+    assert probes.public_check(lambda: None) == "passed"
+    assert probes.public_check(lambda: sys.exit(3)) == "SystemExit: 3"
+    assert probes.public_check(lambda: print("noise") or 1 / 0).startswith("ZeroDivisionError")
+    monkeypatch.setattr(probes, "PUBLIC_CHECK_SECONDS", 0.2)
+
+    def endless() -> None:
+        while True:
+            pass
+
+    assert "took longer than 0.2 s" in probes.public_check(endless)
 
 
 class _Verdicts:
