@@ -58,9 +58,15 @@ def check_answer(value):
     assert value == 42, f"answer() returned {value!r}, expected 42"
 '''
 
-PROBES = '''"""Probes of the stand-in exercise (see exercise_08/grading/probes.py)."""
+PROBES = '''"""Probes of the stand-in exercise (see exercise_08/grading/probes.py).
+
+Each probe keeps what the student's code returned (``RETURNED``), and its public check runs the
+notebook's public line on that very value: the student's code runs once per probe.
+"""
 
 import json
+
+RETURNED = {}
 
 
 def probe_answer(seed, files):
@@ -70,6 +76,7 @@ def probe_answer(seed, files):
         value = answer()
     except Exception as error:
         return {"error": f"{type(error).__name__}: {error}"[:300]}
+    RETURNED["value"] = value
     return {"value": value if type(value) is int else repr(value)[:100]}
 
 
@@ -95,37 +102,28 @@ def probe_value(seed, files):
     except Exception as error:
         return {"error": f"{type(error).__name__}: {error}"[:300]}
     value = namespace.get("value")
+    RETURNED["value"] = value
     return {"value": value if type(value) is int else repr(value)[:100]}
 
 
-def public_answer(seed, files):
+def public_answer(value):
     """The notebook's public line of test_answer: check_answer(answer())."""
-    from exercise_code.answer import answer
     from exercise_code.helpers import check_answer
 
-    check_answer(answer())
+    check_answer(value)
 
 
-def public_value(seed, files):
-    """The notebook's public line of test_value after its solution cell: value == 42."""
-    with open(f"{files}/autoencoder.ipynb", encoding="utf-8") as handle:
-        cells = json.load(handle)["cells"]
-    source = next(
-        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-        for c in cells
-        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "student_code"
-    )
-    from exercise_code.answer import answer
-
-    namespace = {"answer": answer}
-    exec(compile(source, "student_code", "exec"), namespace)
-    assert namespace.get("value") == 42, "value must be 42"
+def public_value(value):
+    """The notebook's public line of test_value, after its solution cell."""
+    assert value == 42, "value must be 42"
 
 
-def public_check(check, seed, files):
+def public_check(check, data):
     """What the cell's public check says on the same code: "passed" or its error's first line."""
     try:
-        {"test_answer": public_answer, "test_value": public_value}[check](seed, files)
+        if "value" not in RETURNED:  # the code raised, or there is no notebook: so does the line
+            raise AssertionError(data.get("error") or "no value")
+        {"test_answer": public_answer, "test_value": public_value}[check](RETURNED["value"])
     except BaseException as error:
         lines = f"{type(error).__name__}: {error}".strip().splitlines()
         return lines[0][:300]
@@ -134,7 +132,7 @@ def public_check(check, seed, files):
 
 def run(check, seed, files):
     data = {"test_answer": probe_answer, "test_value": probe_value}[check](seed, files)
-    data["public_check"] = public_check(check, seed, files)
+    data["public_check"] = public_check(check, data)
     return data
 '''
 
