@@ -228,3 +228,35 @@ def test_graded_end_to_end_the_two_layer_encoder_loses_its_points_and_is_not_fla
     assert record["flags"] == "", record["flags"]
     shutil.rmtree(course_dir, ignore_errors=True)
     assert np.isclose(record["total"], record["total_max"] - 6)
+
+
+def _one_hot(labels, n: int) -> np.ndarray:
+    logits = np.zeros((n, 10), dtype=np.float32)
+    logits[np.arange(n), np.asarray(labels)] = 5.0
+    return logits
+
+
+def test_a_saved_classifier_that_passes_the_public_test_split_is_not_flagged_for_the_rest(
+    prepared_data_dir,
+):
+    """test_saved_classifier's public line: 60% on the public test split. The trusted check also
+    wants 60% on the validation split: missing only that is an honest mistake."""
+    context = trusted.Context("exercise_08", 1, DATA_DIR)
+    verdicts = trusted.verdicts("exercise_08")
+    test, val = context.split("labeled_test"), context.split("labeled_val")
+    wrong_val = _one_hot((np.asarray(val.labels) + 1) % 10, len(val.labels))
+    good_test = _one_hot(test.labels, len(test.labels))
+    wrong_test = _one_hot((np.asarray(test.labels) + 1) % 10, len(test.labels))
+    singles = np.zeros((5, 10), dtype=np.float32)
+
+    def judged(test_logits):
+        logits = np.concatenate([test_logits, wrong_val])
+        return trusted.judge_saved_model(
+            verdicts, "test_saved_classifier", logits, singles, singles.copy(), context
+        )
+
+    honest = judged(good_test)
+    assert honest.passed is False and "validation split" in honest.message
+    assert (honest.public_passed, honest.suspect) == (True, False)
+    caught = judged(wrong_test)
+    assert (caught.passed, caught.public_passed, caught.suspect) == (False, False, True)

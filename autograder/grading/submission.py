@@ -307,7 +307,8 @@ def _judge_model(
     judgement = trusted.judge_saved_model(
         workspace.verdicts, cell, public_splits, model.singles, batched, context
     )
-    return Verdict.of(judgement.passed, points, clean_text(judgement.message, 500))
+    verdict = Verdict.of(judgement.passed, points, clean_text(judgement.message, 500))
+    return replace(verdict, suspect=judgement.suspect)
 
 
 def _run_model(workspace: Workspace, job: _Job) -> ModelRun:

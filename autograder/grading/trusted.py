@@ -222,8 +222,21 @@ def judge_probe(verdicts: ModuleType, cell: str, data: ProbeData, context: Conte
 def judge_saved_model(
     verdicts: ModuleType, cell: str, logits, singles, batched, context: Context
 ) -> Judgement:
-    """``verdicts.judge_saved_classifier`` on the model's public logits; never raises."""
-    return _judged(cell, lambda: verdicts.judge_saved_classifier(logits, singles, batched, context))
+    """``verdicts.judge_saved_classifier`` on the model's public logits; never raises.
+
+    When it fails, ``verdicts.public_saved_classifier`` (if there is one) says whether the
+    notebook's public line fails on the same logits (``public_passed``, for the flag only)."""
+    judged = _judged(
+        cell, lambda: verdicts.judge_saved_classifier(logits, singles, batched, context)
+    )
+    public = getattr(verdicts, "public_saved_classifier", None)
+    if judged.passed or public is None:
+        return judged
+    try:
+        said = public(logits, singles, batched, context)
+    except Exception:
+        said = None
+    return replace(judged, public_passed=said if isinstance(said, bool) else None)
 
 
 def _judged(cell: str, judge) -> Judgement:

@@ -592,6 +592,21 @@ def judge_saved_classifier(
     return PASS
 
 
+def public_saved_classifier(
+    logits: np.ndarray, singles: np.ndarray, batched: np.ndarray, context
+) -> bool | None:
+    """The notebook's public line of test_saved_classifier (``check_saved_classifier`` on the
+    public test split) on the same model run: 60% on the test split, and the same logits for an
+    image alone as in a batch. None when the logits are not usable numbers. For the flag only."""
+    test = context.split("labeled_test")
+    part = logits[: len(test)] if isinstance(logits, np.ndarray) else None
+    if part is None or not is_finite(part) or part.shape != (len(test), 10):
+        return None
+    accuracy = float((torch.from_numpy(part).argmax(1) == test.labels).float().mean())
+    alike = np.shape(singles) == np.shape(batched) and np.allclose(singles, batched, atol=1e-4)
+    return bool(accuracy >= 0.6 and alike)
+
+
 JUDGES = {
     "test_encoder": lambda data, context: judge_networks(data, context, decoder=False),
     "test_decoder": lambda data, context: judge_networks(data, context, decoder=True),
