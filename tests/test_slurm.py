@@ -30,6 +30,24 @@ def time_limit():
     signal.signal(signal.SIGALRM, previous)
 
 
+def grading_workers(tmp_path: Path, memory: str) -> dict:
+    """SLURMCluster's options for grading workers, as the README gives them: one core and one
+    ``grader`` resource per job, the venv's Python, the repository as working directory."""
+    return {
+        "cores": 1,
+        "processes": 1,
+        "memory": memory,
+        "walltime": "00:10:00",
+        "python": sys.executable,
+        "worker_extra_args": ["--resources", "grader=1"],
+        "job_script_prologue": [f"cd {REPO_ROOT}", f"export PYTHONPATH={REPO_ROOT}"],
+        # Its HTTP server runs whatever "dashboard" says: on 127.0.0.1, any free port.
+        "scheduler_options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+        "log_directory": str(tmp_path / "jobs"),
+        "shebang": "#!/bin/sh",
+    }
+
+
 def test_slurmcluster_worker_job_runs_a_task(tmp_path: Path):
     from dask_jobqueue import SLURMCluster
     from distributed import Client
@@ -52,19 +70,7 @@ def test_slurmcluster_worker_job_runs_a_task(tmp_path: Path):
         daemons = [slurm.munged, slurm.slurmctld, slurm.slurmd]
         daemon_pids = [pid for daemon in daemons for pid in daemon.processes()]
         with (
-            SLURMCluster(
-                cores=1,
-                processes=1,
-                memory="1GB",
-                walltime="00:10:00",
-                python=sys.executable,
-                worker_extra_args=["--resources", "grader=1"],
-                job_script_prologue=[f"cd {REPO_ROOT}", f"export PYTHONPATH={REPO_ROOT}"],
-                # Its HTTP server runs whatever "dashboard" says: on 127.0.0.1, any free port.
-                scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
-                log_directory=str(tmp_path / "jobs"),
-                shebang="#!/bin/sh",
-            ) as cluster,
+            SLURMCluster(**grading_workers(tmp_path, memory="1GB")) as cluster,
             Client(cluster) as client,
         ):
             submitted = time.monotonic()
@@ -108,18 +114,7 @@ def test_grade_on_a_slurmcluster_grades_the_batch_like_the_embedded_cluster(
     collect_kinds(standin_course, models, prepared_data_dir, ["good", "untouched"])
     with (
         slurm_cluster(tmp_path) as slurm,
-        SLURMCluster(
-            cores=1,
-            processes=1,
-            memory="6GB",
-            walltime="00:10:00",
-            python=sys.executable,
-            worker_extra_args=["--resources", "grader=1"],
-            job_script_prologue=[f"cd {REPO_ROOT}", f"export PYTHONPATH={REPO_ROOT}"],
-            scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
-            log_directory=str(tmp_path / "jobs"),
-            shebang="#!/bin/sh",
-        ) as cluster,
+        SLURMCluster(**grading_workers(tmp_path, memory="6GB")) as cluster,
     ):
         cluster.scale(1)
         grade(
