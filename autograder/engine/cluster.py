@@ -88,6 +88,11 @@ def _local_client(jobs: int, settings: GradeSettings, dashboard: bool) -> Iterat
         resources={RESOURCE: 1},
         memory_limit=settings.grader_memory_bytes,
         dashboard_address=":8787" if dashboard else None,
+        # Without --dashboard the scheduler's small HTTP server (health, metrics) still runs:
+        # on loopback and any free port, never on 8787 of every interface.
+        scheduler_kwargs={}
+        if dashboard
+        else {"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         host="127.0.0.1",
         silence_logs=logging.CRITICAL,
     ) as cluster:
