@@ -14,8 +14,10 @@ student of that folder in ``course/grades/<assignment>-feedback/<student>.zip``)
   ``autograder/templates/summary.html.j2`` with autoescaping on.
 
 With ``lms`` and ``roster``, the files Moodle's or Canvas's grade import reads are written beside
-the grade table (:func:`autograder.lms.write_lms_grades`). Rows flagged by ``grade`` (notebook
-tests that passed what the trusted checks failed) are listed at the end.
+the grade table (:func:`autograder.lms.write_lms_grades`). Rows flagged by ``grade`` (a notebook
+test that passed where the same public check fails on the handed-in code, or poisoned probe data)
+are listed at the end; nbgrader's notebook page is rendered with the course's own ``feedback``
+template (:func:`autograder.grading.feedback.exporter_config`).
 
 Entry point: :func:`report`.
 """

@@ -227,6 +227,9 @@ def test_feedback_of_a_graded_batch_names_every_lost_point(graded_standin):
         "Grader's verdict: 0 of 25 points" in notebook_page
     )
     assert (course.feedback_dir(course_dir, ASSIGNMENT, "broken") / "summary.html").exists()
+    # nbgrader's page through nbgrader's own API, rendered with the course's template: every
+    # graded cell named in the score list, nothing loaded from a CDN.
+    assert "Test cell" not in notebook_page and "mathjax" not in notebook_page.lower()
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """The feedback page is bounded, names every graded part, shows the hidden accuracy, and loads
 nothing from a CDN: the real exercise_08 notebook, cleaned by :mod:`autograder.grading.feedback` and
 rendered by nbconvert's HTMLExporter with nbgrader's feedback template (as ``report`` does) and
-with the project's ``feedback_named`` template
+with the project's own ``feedback`` template
 (:func:`autograder.grading.feedback.exporter_config`).
 """
 
@@ -89,7 +89,7 @@ def _text(page: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", page))
 
 
-@pytest.mark.parametrize("named", [True, False], ids=["feedback_named", "nbgrader_template"])
+@pytest.mark.parametrize("named", [True, False], ids=["our_feedback_template", "nbgrader_template"])
 def test_a_cell_printing_40_mb_of_ampersands_gives_a_page_under_one_megabyte(notebook, named):
     flooded = _with_outputs(
         notebook, "test_encoder", [{"output_type": "stream", "name": "stdout", "text": FLOOD}]

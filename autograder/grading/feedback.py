@@ -360,17 +360,19 @@ def _cut_note(cut_bytes: int) -> dict:
 # ----------------------------------------------------------------------------- entry point
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-"""``feedback_named``: nbgrader's feedback page naming each graded cell, without MathJax."""
+"""Our ``feedback`` template: nbgrader's feedback page naming each graded cell, without MathJax.
+It has nbgrader's template's name on purpose: nbgrader's API insists on the name ``feedback``,
+and this folder comes first among the template folders, so it is the one found."""
 
 
 def exporter_config() -> dict[str, object]:
     """nbgrader/nbconvert settings that render the feedback page with :data:`TEMPLATES`'
-    ``feedback_named`` (pass them to nbgrader's API next to ``HTMLExporter.sanitize_html``)."""
+    ``feedback`` (pass them to nbgrader's API next to ``HTMLExporter.sanitize_html``)."""
     import nbgrader
 
     nbgrader_templates = Path(nbgrader.__file__).parent / "server_extensions/formgrader/templates"
     return {
-        "HTMLExporter.template_name": "feedback_named",
+        "HTMLExporter.template_name": "feedback",
         "HTMLExporter.extra_template_basedirs": [str(TEMPLATES), str(nbgrader_templates)],
     }
 
