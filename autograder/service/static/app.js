@@ -44,7 +44,7 @@
       });
       const body = await answer.json().catch(() => ({}));
       if (answer.status === 202) {
-        note.textContent = `${file.name} is in the queue.`;
+        note.textContent = `${file.name} was uploaded; its result appears below.`;
         selected = body.id;
         await refresh();
       } else {
