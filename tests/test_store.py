@@ -81,3 +81,33 @@ def test_the_public_part_of_the_hidden_set_is_fixed_per_course_and_disjoint_from
     assert not set(public) & set(graded)
     assert np.array_equal(split_hidden(10_000, b"key one", 0.3)[0], public)
     assert not np.array_equal(split_hidden(10_000, b"key two", 0.3)[0], public)
+
+
+def test_an_upload_to_the_service_is_not_the_current_record_of_collect_and_report(tmp_path):
+    """The service counts uploads by its own rule (best or last); report's table of collected
+    submissions is not changed by a newer upload's row."""
+    from sqlalchemy.orm import Session
+
+    from autograder.store.service_models import Upload
+    from autograder.store.store import now
+
+    store = Store.for_course(tmp_path)
+    collected = store.enqueue("exercise_08", "eve", "f" * 64, "3-x")
+    store.finish(collected.id, {**GRADED, "total": 80.0})
+    uploaded = store.enqueue("exercise_08", "eve", "0" * 64, "3-x")
+    store.finish(uploaded.id, {**GRADED, "total": 10.0})
+    with Session(store.engine) as session:
+        session.add(
+            Upload(
+                id="u1",
+                assignment="exercise_08",
+                student_id="eve",
+                grading_id=uploaded.id,
+                zip_sha256="0" * 64,
+                size=1,
+                file_name="eve.zip",
+                created=now(),
+            )
+        )
+        session.commit()
+    assert store.current("exercise_08")["eve"].record["total"] == 80.0

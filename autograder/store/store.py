@@ -278,10 +278,15 @@ class Store:
     # ----------------------------------------------------------------------------- records
 
     def current(self, assignment: str) -> dict[str, GradingRow]:
-        """Each student's newest row with a final record."""
+        """Each student's newest row with a final record among the collected submissions (what
+        ``collect`` and ``grade`` made; the service's uploads count by its own rule)."""
+        from .service_models import Upload
+
+        with self._sessions() as session:
+            uploaded = set(session.scalars(select(Upload.grading_id)))
         found: dict[str, GradingRow] = {}
         for row in self.rows(assignment):
-            if row.state.final and row.record is not None:
+            if row.state.final and row.record is not None and row.id not in uploaded:
                 found[row.student_id] = row
         return found
 
