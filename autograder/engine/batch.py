@@ -92,7 +92,7 @@ def run_batch(
     try:
         for future in as_completed(futures):
             row = futures.pop(future)
-            on_finished(_outcome(future, spec, store, row))
+            on_finished(finished(future, spec, store, row))
     except (OSError, TimeoutError, FutureCancelledError) as error:
         raise BatchLost(str(error) or type(error).__name__) from error
     finally:
@@ -100,7 +100,9 @@ def run_batch(
             future.release()
 
 
-def _outcome(future, spec: GradingSpec, store: Store, row: GradingRow) -> Finished:
+def finished(future, spec: GradingSpec, store: Store, row: GradingRow) -> Finished:
+    """What a task that ended (its future) leaves: the stored record, written here once when the
+    task could not write it itself (its worker kept dying, or the grader failed)."""
     status = future.status
     if status == "finished":
         result = future.result()

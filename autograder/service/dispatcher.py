@@ -10,7 +10,7 @@ does not have, and the task itself claims its row, so a row is graded and writte
 Fairness is Dask's own task priority, computed from the database: a student's k-th unfinished
 upload gets priority ``-k``, so a student's next upload waits behind every other student's
 first. A task whose worker keeps dying ends as one ``error`` row (the engine's reconciling,
-:func:`autograder.engine.batch._outcome`); a grading still running after the job limit is
+:func:`autograder.engine.batch.finished`); a grading still running after the job limit is
 cancelled and ends ``error`` with a sentence; a scheduler that goes away is reconnected to, and
 the rows it held are submitted again.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 from ..collect import Rejected, unpack_zip
 from ..core.records import GradeRecord, PartResult, Status
 from ..engine import grading_client, submit
-from ..engine.batch import _outcome
+from ..engine.batch import finished as finished_task
 from ..store import GradingRow, Store
 from ..store.uploads import Uploads, UploadView
 from .paths import ServicePaths
@@ -176,7 +176,7 @@ class Dispatcher:
             del self._tasks[row_id]
             spec = self.specs[task.assignment]
             try:
-                finished = _outcome(task.future, spec, self.store, task.row)
+                finished = finished_task(task.future, spec, self.store, task.row)
             except Exception as error:  # cancelled or lost with the scheduler: submit again
                 logger.warning("grading row %s came back without a result: %r", row_id, error)
                 continue
