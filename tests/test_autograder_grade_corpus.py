@@ -54,6 +54,10 @@ TRIED_FOLDERS = ("/", "/etc", "/usr", "/var", "/opt", "/srv", "/home", "/root", 
 WRONG = "answer() is 41, expected 42"
 STUBBED = "answer() raised NotImplementedError"
 NO_DATA = "The check of test_answer got no usable data from your code"
+NOTEBOOK_STOPPED = ("error", "timeout")
+"""The row's status when a notebook that eats memory is stopped: by its memory limit, or, on a
+busy machine, by its time limit first (its points come from the trusted checks either way)."""
+
 EXPECTED = {
     # kind: (status, words in the message, total of 100)
     "good": ("graded", "", 100),
@@ -75,9 +79,9 @@ EXPECTED = {
     "model_guard_code": ("graded", "guard code", 50),
     "infinite_loop": ("timeout", "took longer than", 75),
     "kernel_kills_itself": ("error", "ended the process", 75),
-    "memory_blowup": ("error", "MB of memory", 75),
-    "memory_across_processes": ("error", "MB of memory", 75),
-    "memory_across_spawned_interpreters": ("error", "MB of memory", 75),
+    "memory_blowup": (NOTEBOOK_STOPPED, "MB of memory", 75),
+    "memory_across_processes": (NOTEBOOK_STOPPED, "MB of memory", 75),
+    "memory_across_spawned_interpreters": (NOTEBOOK_STOPPED, "MB of memory", 75),
     "megabytes_of_printing": ("graded", "", 100),
     "fills_the_disk": ("error", "more than 200 MB of files", 75),
     "writes_gradebook_and_others": ("graded", "", 100),
@@ -376,7 +380,8 @@ def test_every_kind_gets_the_points_it_deserves_with_one_clear_sentence(graded_c
             continue
         record = records[kind]
         table.append(f"| {kind} | {record['status']} | {record['total']:g} | {record['message']} |")
-        if record["total"] != total or (status and record["status"] != status):
+        allowed = status if isinstance(status, tuple) else (status,)
+        if record["total"] != total or (status and record["status"] not in allowed):
             wrong.append((kind, record["status"], record["total"], record["message"]))
         elif words not in record["message"] or (not words and record["message"]):
             wrong.append((kind, record["status"], record["total"], record["message"]))
