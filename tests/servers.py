@@ -43,6 +43,22 @@ HOST = "127.0.0.1"
 _STARTED: list[Server] = []
 
 
+@contextlib.contextmanager
+def time_limit(seconds: int, what: str) -> Iterator[None]:
+    """Raise ``TimeoutError`` in the main thread after ``seconds``, whatever hangs (SIGALRM)."""
+
+    def expired(signum, frame):
+        raise TimeoutError(f"{what} took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
 

@@ -13,16 +13,9 @@ from servers import dask_cluster, postgres_server, wait_until
 
 @pytest.fixture(autouse=True)
 def time_limit():
-    """No test here runs longer than 4 minutes, whatever hangs (SIGALRM in the main thread)."""
-
-    def expired(signum, frame):
-        raise TimeoutError("test_servers: test took longer than 240 s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(240)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    """No test here runs longer than 4 minutes, whatever hangs."""
+    with servers.time_limit(240, "a test of test_servers"):
+        yield
 
 
 def all_gone(pids):

@@ -6,7 +6,6 @@ folder (tests/servers.py ``slurm_cluster``); the worker is a batch job submitted
 """
 
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -18,16 +17,9 @@ from servers import REPO_ROOT, slurm_cluster, wait_until
 
 @pytest.fixture(autouse=True)
 def time_limit():
-    """No test here runs longer than 4 minutes, whatever hangs (SIGALRM in the main thread)."""
-
-    def expired(signum, frame):
-        raise TimeoutError("test_slurm: test took longer than 240 s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(240)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    """No test here runs longer than 4 minutes, whatever hangs."""
+    with servers.time_limit(240, "a test of test_slurm"):
+        yield
 
 
 def grading_workers(tmp_path: Path, memory: str) -> dict:
