@@ -90,6 +90,9 @@ class GradingRow:
 
 
 _ENGINES: dict[str, Engine] = {}
+_MIGRATED: set[str] = set()
+"""URLs whose schema this process brought up to date (every per-student read of ``results``
+opens a store: the migration check runs once per database and process, not per call)."""
 _ENGINES_LOCK = threading.Lock()
 
 
@@ -126,7 +129,9 @@ class Store:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = _engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._migrate()
+        if url not in _MIGRATED or not self._file_present():
+            self._migrate()
+            _MIGRATED.add(url)
 
     @property
     def where(self) -> str:
@@ -146,6 +151,12 @@ class Store:
         return store
 
     # ----------------------------------------------------------------------------- schema
+
+    def _file_present(self) -> bool:
+        """A SQLite database's file still exists (a deleted one is made and migrated again)."""
+        if not self.url.startswith("sqlite:///"):
+            return True
+        return Path(self.url.removeprefix("sqlite:///")).exists()
 
     def _migrate(self) -> None:
         head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
