@@ -8,6 +8,7 @@ cached its zip for the current source (in ``course/demo/cache``, shared with the
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from autograder import course
 from autograder.demo import ASSIGNMENT, demo
+from autograder.grading.feedback_cells import skippable_cells
 from autograder.release import scan_release
 
 REAL_ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +75,32 @@ def test_feedback_explains_the_untouched_version_lost_points(demo_run):
     summary = (folder / "summary.html").read_text()
     assert "Where points were lost" in summary and "NotImplementedError" in summary
     assert (folder / "autoencoder.html").is_file()
+
+
+def test_reference_feedback_runs_what_the_graded_cells_need_and_says_what_it_skipped(demo_run):
+    """The feedback run skips the cells no graded cell needs (plots, training for the lesson):
+    every graded cell of the reference still ran and passed, every skipped cell says why."""
+    course_dir, _ = demo_run
+    notebook = json.loads(
+        (course.autograded_dir(course_dir, ASSIGNMENT, "reference") / "autoencoder.ipynb").read_text()
+    )
+    source = json.loads((course.exercise_dir(ASSIGNMENT) / "autoencoder.ipynb").read_text())
+    skipped = skippable_cells(source)
+    assert {"show_data", "plot_final"} <= skipped and "load_data" not in skipped
+    graded, seen_skipped = 0, 0
+    for cell in notebook["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell["cell_type"] != "code" or not meta.get("grade_id"):
+            continue
+        if meta["grade_id"] in skipped:
+            seen_skipped += 1
+            assert cell["execution_count"] is None
+            assert "Not run for this feedback" in cell["outputs"][0]["text"]
+        elif meta.get("grade"):
+            graded += 1
+            assert cell["execution_count"] is not None, meta["grade_id"]
+            assert not [o for o in cell["outputs"] if o["output_type"] == "error"], meta["grade_id"]
+    assert graded == 9 and seen_skipped == len(skipped)
 
 
 def test_release_contains_no_solution_and_no_trusted_check(demo_run):

@@ -16,6 +16,7 @@ is kept for feedback (``course/autograded/<student>/<assignment>/``), :func:`fee
   of ``&`` would become 200 MB of ``&amp;``), with a note saying how much was cut;
 - names every graded cell (from its "# Test (6 points): Encoder." line) in its verdict and in a
   table of the parts at the top of the notebook (nbgrader's own list says only "Test cell");
+- says under each cell the feedback run skipped (:mod:`.feedback_cells`) that it did not run;
 - writes LaTeX formulas in markdown as Unicode text (``$\\mu_B$`` becomes ``μ_B``), so the page
   reads the same offline and needs no MathJax from a CDN.
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from ..core.text import clean_text
 from ..course import HIDDEN_BEGIN, HIDDEN_END
 from ..sandbox import untrusted
+from .feedback_cells import SKIP_TAG
 
 PLACEHOLDER = "# [hidden tests: not shown; the grader's verdict is under this cell]"
 SAFE_DATA = ("text/plain", "image/png", "image/jpeg")
@@ -316,6 +318,8 @@ def feedback_notebook(notebook: dict, verdicts: Mapping[str, object]) -> dict:
                 if isinstance(o, dict)
             ]
             outputs = [o for o in outputs if o is not None]
+            if SKIP_TAG in (metadata.get("tags") if isinstance(metadata.get("tags"), list) else []):
+                outputs = [_not_run_output()]
             if graded:
                 verdict = _verdict(verdicts[grade_id])
                 name = cell_name(source, heading, grade_id)
@@ -342,6 +346,14 @@ def _verdict_output(name: str, verdict: tuple[float, float, str]) -> dict:
     score, maximum, message = verdict
     text = f"Grader's verdict: {score:g} of {maximum:g} points for {name}. {clean_text(message)}"
     return {"output_type": "stream", "name": "stdout", "text": text.rstrip() + "\n"}
+
+
+def _not_run_output() -> dict:
+    text = (
+        "(Not run for this feedback: no graded cell needs it. Its output from your own run is "
+        "in your notebook.)\n"
+    )
+    return {"output_type": "stream", "name": "stdout", "text": text}
 
 
 def _cut_note(cut_bytes: int) -> dict:

@@ -39,23 +39,18 @@ from .. import course
 from ..core.records import GradeRecord, PartResult, Status, Verdict
 from ..core.text import clean_text
 from ..exercise_modules import exercise_code_module
-from ..sandbox import Sandbox, SandboxError, clear_user, run_sandboxed, scrubbed_env, untrusted
+from ..sandbox import Sandbox, SandboxError, clear_user, log_tail, scrubbed_env, untrusted
 from . import trusted
-from .diagnose import autograde_problem, notebook_results
+from .diagnose import autograde_problem, load_notebook, notebook_results
 from .feedback import kept_feedback
+from .feedback_cells import tag_skipped
 from .hidden_check import MODEL_RELATIVE_PATH, ModelRun, hidden_result, run_model
 from .spec import GradingSpec, seed_digest
 from .workspace import Workspace
 
 THROWAWAY_STUDENT = "student"
 """The student id inside a throwaway course (never the real id)."""
-NBGRADER = (
-    "import sys; sys.modules['rfc3987_syntax'] = None; "
-    "from nbgrader.apps.nbgraderapp import main; sys.exit(main())"
-)
-"""``python -c NBGRADER ...`` is ``python -m nbgrader ...`` without the IRI grammar that
-jsonschema builds when nbformat imports it (about 2 s of each autograde; nbgrader never checks
-an IRI: jsonschema skips that format when the module cannot be imported)."""
+LOG_TAIL_BYTES = 20_000
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 
 
@@ -348,21 +343,16 @@ def _probe_and_judge(
 
 
 def _autograde(workspace: Workspace, job: _Job, result: dict) -> None:
-    """nbgrader autograde in a throwaway course (feedback only); stores ``result["outcome"]``."""
+    """nbgrader's autograde in a throwaway course (feedback only), forked from the warm parent
+    with its kernel (:mod:`autograder.sandbox.forked_kernel`); stores ``result["outcome"]``."""
     spec = workspace.spec
     settings = spec.settings
     try:
         throwaway = _build_throwaway(workspace, job)
-        result["outcome"] = run_sandboxed(
-            [
-                sys.executable,
-                "-c",
-                NBGRADER,
-                "autograde",
-                spec.assignment,
-                "--student",
-                THROWAWAY_STUDENT,
-            ],
+        log = job.root / "autograde.log"
+        outcome = workspace.warm.run(
+            "notebook",
+            {"argv": ["autograde", spec.assignment, "--student", THROWAWAY_STUDENT]},
             Sandbox(
                 timeout_s=settings.autograde_timeout_s,
                 memory_bytes=settings.autograde_memory_bytes,
@@ -375,9 +365,10 @@ def _autograde(workspace: Workspace, job: _Job, result: dict) -> None:
                 max_disk_bytes=settings.autograde_disk_bytes,
             ),
             throwaway,
+            log,
             scrubbed_env(job.autograde / "home", {"COURSE_DATA_DIR": str(workspace.student_data)}),
-            job.root / "autograde.log",
         )
+        result["outcome"] = replace(outcome, log=log_tail(log, LOG_TAIL_BYTES))
     except Exception as error:  # the feedback notebook is missing then; points are unaffected
         result["error"] = error
 
@@ -407,6 +398,11 @@ def _build_throwaway(workspace: Workspace, job: _Job) -> Path:
     shutil.copytree(source, root / "source" / spec.assignment, ignore=ignore)
     submission = root / "submitted" / THROWAWAY_STUDENT / spec.assignment
     shutil.copytree(job.files, submission)
+    for name, skipped in workspace.feedback_skips.items():
+        notebook = load_notebook(submission, f"{name}.ipynb")
+        if notebook is not None:
+            text = json.dumps(tag_skipped(notebook, skipped))
+            (submission / f"{name}.ipynb").write_text(text, encoding="utf-8")
     for module in excluded:
         if (job.code / module).is_file():
             (submission / module).parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ and the hidden labels are read here, on the grading machine, and never travel in
 from __future__ import annotations
 
 import hmac
+import json
 import itertools
 import os
 import shutil
@@ -28,6 +29,7 @@ from ..exercise_modules import exercise_code_module
 from ..sandbox import WarmParent, support
 from ..sandbox.cgroups import remove_stale
 from . import trusted
+from .feedback_cells import skippable_cells
 from .spec import GradingSpec
 from .throwaway import make_template_gradebook
 
@@ -54,6 +56,8 @@ class Workspace:
     """Rows of the hidden set whose accuracy is shown as ``public_accuracy``."""
     graded_rows: np.ndarray | None = None
     """The other rows: the hidden points use these."""
+    feedback_skips: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Per notebook, the cells the feedback run skips (:mod:`.feedback_cells`)."""
     jobs: itertools.count = field(default_factory=itertools.count)
 
     @classmethod
@@ -86,6 +90,7 @@ class Workspace:
                 hide=hideable(covered_paths(spec), temp_root),
                 warm=warm,
                 verdicts=trusted.verdicts(spec.assignment),
+                feedback_skips=feedback_skips(source, spec.notebooks),
             )
             if spec.hidden_cell is not None:
                 workspace._prepare_model_images()
@@ -123,6 +128,16 @@ class Workspace:
         )
 
 
+def feedback_skips(source: Path, notebooks: list[str]) -> dict[str, frozenset[str]]:
+    """For each notebook of the source version, the cells its feedback run skips."""
+    skips = {}
+    for name in notebooks:
+        path = source / f"{name}.ipynb"
+        notebook = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        skips[name] = skippable_cells(notebook)
+    return skips
+
+
 def split_hidden(count: int, key: bytes, public_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """The hidden set's rows split into a public part (``public_fraction`` of them) and the
     graded rest: the same split for every submission of a course, drawn from the course key."""
@@ -139,15 +154,23 @@ def preload(assignment: str) -> dict:
     rules = course.exercise_dir(assignment) / "exercise_code" / "model_rules.py"
     if assignment in course.HIDDEN_CELL:
         modules["model_rules"] = str(rules)
-    return {"modules": modules, "imports": ["tqdm.auto", "torch.nn.functional"]}
+    return {"modules": modules, "imports": ["tqdm.auto", "torch.nn.functional"], "notebook": True}
 
 
 def course_key(data_dir: Path) -> bytes:
-    """The course key (raises ``AutograderError`` when the data is not prepared)."""
+    """The course key (raises ``AutograderError`` when the data is not prepared).
+
+    Only whether the files ``python -m autograder data`` makes are there is checked here (it
+    verified them when it made them); hashing the training set again cost every run seconds."""
     from ..data import course_key as read_key
 
+    data = exercise_code_module("exercise_08", "data")
+    needed = [data.raw_dir(data_dir) / name for name in data.TRAIN_PINS]
+    needed += [data.split_file(data_dir, name) for name in data.SPLITS]
+    missing = [path for path in needed if not path.is_file()]
+    if missing:
+        raise AutograderError(f"{missing[0]} is missing: run `python -m autograder data` first.")
     try:
-        exercise_code_module("exercise_08", "data").load_split("labeled_test", data_dir)
         return read_key(data_dir)
     except FileNotFoundError as error:
         raise AutograderError(str(error)) from error

@@ -304,12 +304,12 @@ def run_sandboxed(
             _kill_group(process.pid)
             process.wait()
     if process.returncode == ISOLATION_FAILED:
-        raise SandboxError(f"The sandbox could not start: {_tail(log_path, 500).strip()}")
+        raise SandboxError(f"The sandbox could not start: {log_tail(log_path, 500).strip()}")
     return Outcome(
         returncode=process.returncode,
         timed_out=watch.timed_out,
         seconds=time.monotonic() - start,
-        log=_tail(log_path, log_tail_bytes),
+        log=log_tail(log_path, log_tail_bytes),
         over_disk_quota=watch.over_quota,
         over_memory=over_memory or watch.over_memory,
         over_processes=over_processes,
@@ -347,7 +347,8 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _tail(path: Path, size: int) -> str:
+def log_tail(path: Path, size: int) -> str:
+    """The last ``size`` bytes of a job's log, as text ("" when it cannot be read)."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)

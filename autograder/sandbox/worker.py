@@ -3,6 +3,9 @@
 - ``model``: the handed-in model, loaded only through the course's model validator
   (``model_rules.load_checked_model``: no pickles, no code, allowed operators only), run on the
   images it is given; writes the logits. It never sees a label.
+- ``notebook``: nbgrader's autograde of a throwaway course, in this process (nbgrader and the
+  libraries a notebook imports are loaded already), its kernel forked from it
+  (:mod:`.forked_kernel`): the executed notebook for the feedback, never read for points.
 - ``probe``: one trusted check's probe: imports the student's modules from the folder it is
   given and calls the assignment's probe function, which draws its inputs from the grading-time
   seed and returns data; writes that data.
@@ -46,6 +49,38 @@ def preload(config: dict) -> None:
         importlib.import_module(name)
     if "model_rules" in MODULES:
         _warm_up_model_loading(MODULES["model_rules"])
+    if config.get("notebook"):
+        _warm_up_notebook_run()
+
+
+NOTEBOOK_IMPORTS = (
+    "nbgrader.apps.nbgraderapp",
+    "nbgrader.apps.autogradeapp",
+    "nbgrader.converters.autograde",
+    "nbclient",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "IPython",
+    "matplotlib",
+    "matplotlib.pyplot",
+    "matplotlib_inline.backend_inline",
+    "tqdm.auto",
+    "ipywidgets",
+    "forked_kernel",
+)
+"""What the notebook run and its kernel import anyway (about 4 s), imported once here."""
+
+
+def _warm_up_notebook_run() -> None:
+    # nbformat's validator makes jsonschema build an IRI grammar it never uses when this
+    # module can be imported (about 2 s of each autograde): jsonschema skips that format then.
+    sys.modules["rfc3987_syntax"] = None
+    for name in NOTEBOOK_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional library a notebook may not need
+            pass
 
 
 def _warm_up_model_loading(rules) -> None:
@@ -118,4 +153,21 @@ def run_probe(args: dict) -> int:
     return 0
 
 
-PAYLOADS = {"model": run_model, "probe": run_probe}
+def run_notebook(args: dict) -> int:
+    """nbgrader ``args["argv"]`` (``autograde ASSIGNMENT --student ID``) in the throwaway course
+    that is the working folder; returns nbgrader's exit status."""
+    import forked_kernel
+    from nbgrader.apps.nbgraderapp import NbGraderApp
+    from nbgrader.preprocessors import execute
+
+    # nbgrader's Execute passes this class as an argument, which no configuration overrides.
+    execute.AsyncKernelManager = forked_kernel.ForkedKernelManager
+    sys.argv = ["nbgrader", *args["argv"]]
+    try:
+        NbGraderApp.launch_instance(argv=args["argv"])
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return 0
+
+
+PAYLOADS = {"model": run_model, "probe": run_probe, "notebook": run_notebook}

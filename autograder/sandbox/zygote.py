@@ -23,6 +23,7 @@ import os
 import selectors
 import signal
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # ``python -I`` leaves it out
 
@@ -52,6 +53,7 @@ def _child(request: dict) -> None:
         os.dup2(log, 2)
         os.closerange(3, MAX_FD)
         os.environ.update(request.get("env", {}))
+        tempfile.tempdir = None  # chosen again from the job's TMPDIR, not the parent's
         try:
             isolate.isolate(request["spec"])
         except BaseException:
