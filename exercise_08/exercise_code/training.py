@@ -18,11 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augmentation import Transform, augment_batch
+from .augmentation import Transform, augment_batch, strong_augmentation
 
 History = dict[str, list[float] | int]
 """What a training returns: one float per epoch under "train_loss", "val_loss", ... and, for a
 classifier, "best_epoch": the 0-based epoch whose weights were kept (an int)."""
+UnlabeledOptions = dict
+"""How ``train_epoch`` uses unlabeled images: "images" (N, 1, 28, 28), "batch_size", "weight",
+"threshold" (see ``consistency_loss``) and "generator" (for the draws)."""
 
 
 def reconstruction_loss(
@@ -153,6 +156,67 @@ def classifier_val_step(
     return loss.item(), count_correct(logits, labels)
 
 
+# --- Using the unlabeled images while the classifier trains: given -----------------------------
+
+
+def consistency_loss(
+    model: nn.Module,
+    unlabeled: torch.Tensor,
+    threshold: float = 0.95,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Pseudo-label consistency on a batch of unlabeled images (FixMatch, Sohn et al., 2020).
+
+    The model labels each untouched image itself, without gradients; where it is confident,
+    that label becomes the target for a strongly augmented copy of the image:
+
+        p_i = softmax(model(u_i)),   y_i = argmax p_i,   keep_i = [max p_i >= threshold]
+        loss = 1/N * sum_i keep_i * CE(model(strong(u_i)), y_i)
+
+    So what the model knows about confident images spreads to their moved, rotated and partly
+    hidden versions: the 59,700 unlabeled images teach which changes keep a digit a digit.
+
+    Inputs:
+    - model: the classifier, in training mode.
+    - unlabeled: a batch (N, 1, 28, 28).
+    - threshold: the confidence an image needs to count.
+    - generator: source of the strong augmentation's random draws.
+
+    Returns a scalar tensor (0 when no image is confident enough).
+    """
+    with torch.no_grad():
+        confidence, pseudo_labels = model(unlabeled).softmax(dim=1).max(dim=1)
+    keep = (confidence >= threshold).float()
+    logits = model(strong_augmentation(unlabeled, generator))
+    return (F.cross_entropy(logits, pseudo_labels, reduction="none") * keep).mean()
+
+
+def semi_supervised_train_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    unlabeled: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    weight: float = 1.0,
+    threshold: float = 0.95,
+    generator: torch.Generator | None = None,
+) -> tuple[float, int]:
+    """One step on a labeled batch and an unlabeled batch together:
+
+        loss = CE(model(images), labels) + weight * consistency_loss(model, unlabeled)
+
+    Returns (the labeled batch's cross-entropy as a float, the number of correct labeled images),
+    as ``classifier_train_step`` does, so the histories of both kinds of training compare.
+    """
+    logits = model(images)
+    supervised = F.cross_entropy(logits, labels)
+    loss = supervised + weight * consistency_loss(model, unlabeled, threshold, generator)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return supervised.item(), count_correct(logits, labels)
+
+
 # --- The loops: given ---------------------------------------------------------------------------
 
 
@@ -244,14 +308,33 @@ def train_epoch(
     generator: torch.Generator,
     transform: Transform | None = None,
     augment_group: int = 1,
+    unlabeled: UnlabeledOptions | None = None,
 ) -> tuple[float, float]:
-    """One pass over the shuffled training data in training mode; returns (loss, accuracy)."""
+    """One pass over the shuffled training data in training mode; returns (loss, accuracy).
+
+    With ``unlabeled`` every step also draws ``batch_size`` unlabeled images at random and adds
+    their consistency loss (``semi_supervised_train_step``); the loss returned is the labeled
+    images' cross-entropy either way."""
     images, labels = train_data
     model.train()
     total_loss, correct = 0.0, 0
     for index in batches(len(images), batch_size, generator):
         batch = augment_batch(images[index], transform, augment_group)
-        loss, right = classifier_train_step(model, batch, labels[index], optimizer)
+        if unlabeled is None:
+            loss, right = classifier_train_step(model, batch, labels[index], optimizer)
+        else:
+            pool, draws = unlabeled["images"], unlabeled["generator"]
+            chosen = torch.randint(len(pool), (unlabeled["batch_size"],), generator=draws)
+            loss, right = semi_supervised_train_step(
+                model,
+                batch,
+                labels[index],
+                pool[chosen],
+                optimizer,
+                unlabeled["weight"],
+                unlabeled["threshold"],
+                draws,
+            )
         total_loss += loss * len(index)
         correct += right
     return total_loss / len(images), correct / len(images)
@@ -267,6 +350,10 @@ def train_classifier(
     encoder_lr: float | None = None,
     transform: Transform | None = None,
     augment_group: int = 1,
+    unlabeled: torch.Tensor | None = None,
+    unlabeled_batch_size: int = 64,
+    consistency_weight: float = 1.0,
+    consistency_threshold: float = 0.95,
     seed: int = 0,
     desc: str = "classifier",
 ) -> History:
@@ -286,12 +373,25 @@ def train_classifier(
       optimizer leaves them out) and are unfrozen again when the training ends.
     - transform: augmentation of the training images, e.g. a torchvision v2 transform;
       augment_group: how many images share one random draw (see augmentation.augment_batch).
-    - seed: seeds the shuffling.
+    - unlabeled: unlabeled images (M, 1, 28, 28) to keep learning from while the labels train
+      the model, or None (labels only). Each step then adds ``consistency_weight`` times the
+      consistency loss of ``unlabeled_batch_size`` random unlabeled images (see
+      ``consistency_loss``; ``consistency_threshold`` is its confidence threshold).
+    - seed: seeds the shuffling (and, with ``unlabeled``, the unlabeled draws: seed + 1000).
 
     Returns the history: "train_loss", "train_acc", "val_loss", "val_acc" per epoch, and
     "best_epoch", the 0-based epoch that was kept (an int).
     """
     generator = torch.Generator().manual_seed(seed)
+    semi_supervised: UnlabeledOptions | None = None
+    if unlabeled is not None:
+        semi_supervised = {
+            "images": unlabeled,
+            "batch_size": unlabeled_batch_size,
+            "weight": consistency_weight,
+            "threshold": consistency_threshold,
+            "generator": torch.Generator().manual_seed(seed + 1000),
+        }
     freeze_encoder = encoder_lr == 0
     model.encoder.requires_grad_(not freeze_encoder)
     optimizer = make_optimizer(model, lr, encoder_lr)
@@ -301,7 +401,14 @@ def train_classifier(
         with tqdm(total=epochs, desc=desc, unit="epoch") as bar:
             for epoch in range(epochs):
                 train_loss, train_acc = train_epoch(
-                    model, train_data, optimizer, batch_size, generator, transform, augment_group
+                    model,
+                    train_data,
+                    optimizer,
+                    batch_size,
+                    generator,
+                    transform,
+                    augment_group,
+                    semi_supervised,
                 )
                 history["train_loss"].append(train_loss)
                 history["train_acc"].append(train_acc)
