@@ -25,7 +25,7 @@ from .core.text import clean_text, is_student_id
 from .engine import BatchLost, Finished, grading_client, grading_spec, run_batch
 from .gradebook import store_scores
 from .grading import submission_sha256
-from .grading.workspace import restrict
+from .grading.workspace import remove_stale_runs, restrict
 from .sandbox import MAX_SLOTS, isolation_warning
 from .store import GradingRow, Store
 from .store.store import DATABASE_FILE
@@ -67,7 +67,7 @@ def grade(
             print(f"No collected submissions of {assignment} to grade; run collect first.")
             return
         spec = grading_spec(course_dir, assignment, settings)
-        with grading_client(scheduler, jobs, settings, dashboard) as client:
+        with grading_client(scheduler, jobs, settings, dashboard, prepare=[spec]) as client:
             restrict(course_dir, settings.data_dir)
             store = Store.for_course(course_dir, database)
             rows = _rows_to_grade(store, spec.grader_version, course_dir, assignment, todo, force)
@@ -82,6 +82,9 @@ def grade(
                     f"{len(rows)} submissions of {assignment} (each graded one is kept): start "
                     "it again and run grade again to finish the batch."
                 ) from None
+        # A worker the cluster stopped before it cleaned up (a busy machine) leaves its work
+        # folder; the workers are gone now, so whatever is left is stale.
+        remove_stale_runs()
         _sync_gradebook(store, course_dir, assignment, todo)
         hand_back(course_dir)
         progress.summary(course_dir, store)

@@ -82,7 +82,9 @@ def test_reference_feedback_runs_what_the_graded_cells_need_and_says_what_it_ski
     every graded cell of the reference still ran and passed, every skipped cell says why."""
     course_dir, _ = demo_run
     notebook = json.loads(
-        (course.autograded_dir(course_dir, ASSIGNMENT, "reference") / "autoencoder.ipynb").read_text()
+        (
+            course.autograded_dir(course_dir, ASSIGNMENT, "reference") / "autoencoder.ipynb"
+        ).read_text()
     )
     source = json.loads((course.exercise_dir(ASSIGNMENT) / "autoencoder.ipynb").read_text())
     skipped = skippable_cells(source)

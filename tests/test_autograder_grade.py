@@ -199,10 +199,12 @@ def test_grade_killed_halfway_resumes_without_losing_or_doubling_anything(
         assert sorted(s.student.id for s in submissions) == sorted(records)
     stale = [
         path
-        for path in Path(tempfile.gettempdir()).glob("autograder-grade-*")
-        if not Path(f"/proc/{path.name.split('-')[2]}").exists()
+        for pattern in ("autograder-grade-*", "autograder-zygote-*")
+        for path in Path(tempfile.gettempdir()).glob(pattern)
+        if path.name.split("-")[2].isdigit()
+        and not Path(f"/proc/{path.name.split('-')[2]}").exists()
     ]
-    assert stale == [], "the killed run's work folders were not removed"
+    assert stale == [], "the killed run's work folders or warm parents' homes were not removed"
 
 
 AS_USER = """

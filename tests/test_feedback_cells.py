@@ -67,7 +67,10 @@ def test_tags_go_on_exactly_the_named_cells_and_a_students_own_skip_tags_are_rem
 
 
 def test_the_exercise_notebooks_skip_plots_but_never_a_graded_cell_or_the_data():
-    for path in [REPO / "exercise_08" / "autoencoder.ipynb", *REPO.glob("exercise_08_optional/*.ipynb")]:
+    for path in [
+        REPO / "exercise_08" / "autoencoder.ipynb",
+        *REPO.glob("exercise_08_optional/*.ipynb"),
+    ]:
         notebook = json.loads(path.read_text())
         skipped = skippable_cells(notebook)
         assert skipped, path

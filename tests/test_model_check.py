@@ -12,6 +12,7 @@ sentence; the good one and the harmless crafted one run; nothing in any of them 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def checked(prepared_data_dir, tmp_path_factory) -> dict:
                 outcomes[name] = (run, hidden_result(run, labels[:2000], 50, 0.55))
     finally:
         warm.close()
+        shutil.rmtree(work, ignore_errors=True)
     return outcomes
 
 

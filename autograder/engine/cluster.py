@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import dask
@@ -21,6 +21,7 @@ from distributed import Client, LocalCluster
 
 from ..core.errors import AutograderError
 from ..core.settings import GradeSettings
+from ..grading import GradingSpec
 from .plugin import GradingPlugin
 
 logger = logging.getLogger(__name__)
@@ -44,10 +45,15 @@ def dask_settings(settings: GradeSettings) -> dict:
 
 @contextmanager
 def grading_client(
-    scheduler: str | None, jobs: int, settings: GradeSettings, dashboard: bool = False
+    scheduler: str | None,
+    jobs: int,
+    settings: GradeSettings,
+    dashboard: bool = False,
+    prepare: Sequence[GradingSpec] = (),
 ) -> Iterator[Client]:
     """A client of ``scheduler`` (``tcp://HOST:PORT``), or of an embedded cluster of ``jobs``
-    worker processes; raises ``AutograderError`` (one sentence) when it cannot be reached."""
+    worker processes; raises ``AutograderError`` (one sentence) when it cannot be reached.
+    Each worker starts preparing the workspaces of ``prepare`` as it joins."""
     # Dask's own reports (a lost connection, a killed worker) go unprinted: we say it once.
     loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
     quiet = {log: log.level for log in loggers if log.name.split(".")[0] == "distributed"}
@@ -61,7 +67,7 @@ def grading_client(
                 else _local_client(jobs, settings, dashboard)
             )
             with clients as client:
-                client.register_plugin(GradingPlugin(), name=GradingPlugin.name)
+                client.register_plugin(GradingPlugin(prepare), name=GradingPlugin.name)
                 yield client
     finally:
         for log, level in quiet.items():

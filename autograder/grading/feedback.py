@@ -318,7 +318,9 @@ def feedback_notebook(notebook: dict, verdicts: Mapping[str, object]) -> dict:
                 if isinstance(o, dict)
             ]
             outputs = [o for o in outputs if o is not None]
-            if SKIP_TAG in (metadata.get("tags") if isinstance(metadata.get("tags"), list) else []):
+            tags = metadata.get("tags") if isinstance(metadata.get("tags"), list) else []
+            skipped = SKIP_TAG in tags
+            if skipped:
                 outputs = [_not_run_output()]
             if graded:
                 verdict = _verdict(verdicts[grade_id])
@@ -332,6 +334,9 @@ def feedback_notebook(notebook: dict, verdicts: Mapping[str, object]) -> dict:
             }
             if graded:
                 cleaned["metadata"] = {**metadata, "autograder": {"name": name}}
+            if skipped:  # the times of the student's own run are no times of this one
+                cleaned["metadata"] = {k: v for k, v in metadata.items() if k != "execution"}
+                cleaned["execution_count"] = None
         else:
             cleaned = {**cell, "source": safe_markdown(budget.take(source, dropped))}
         cells.append(cleaned)

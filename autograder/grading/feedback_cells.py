@@ -89,9 +89,11 @@ def tag_skipped(notebook: dict, skipped: Iterable[str]) -> dict:
         metadata = cell.get("metadata")
         if not isinstance(metadata, dict):
             continue
-        tags = [t for t in metadata.get("tags", []) if t != SKIP_TAG] if isinstance(
-            metadata.get("tags"), list
-        ) else []
+        tags = (
+            [t for t in metadata.get("tags", []) if t != SKIP_TAG]
+            if isinstance(metadata.get("tags"), list)
+            else []
+        )
         if cell.get("cell_type") == "code" and str(_metadata(cell).get("grade_id")) in skipped:
             tags.append(SKIP_TAG)
         if tags or "tags" in metadata:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import threading
 from dataclasses import replace
 from pathlib import Path

@@ -10,8 +10,8 @@ and the hidden labels are read here, on the grading machine, and never travel in
 from __future__ import annotations
 
 import hmac
-import json
 import itertools
+import json
 import os
 import shutil
 import sys
@@ -28,6 +28,7 @@ from ..core.paths import PACKAGE_DIR
 from ..exercise_modules import exercise_code_module
 from ..sandbox import WarmParent, support
 from ..sandbox.cgroups import remove_stale
+from ..sandbox.warm_parent import HOME_PREFIX
 from . import trusted
 from .feedback_cells import skippable_cells
 from .spec import GradingSpec
@@ -188,11 +189,13 @@ def restrict(course_dir: Path, data_dir: Path) -> None:
 
 
 def remove_stale_runs() -> None:
-    """Delete temporary folders and cgroups of grading processes that were killed."""
-    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
-        pid = path.name[len(TEMP_PREFIX) :].split("-")[0]
-        if pid.isdigit() and not alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
+    """Delete temporary folders (work folders, warm parents' homes) and cgroups of grading
+    processes that were killed."""
+    for prefix in (TEMP_PREFIX, HOME_PREFIX):
+        for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+            pid = path.name[len(prefix) :].split("-")[0]
+            if pid.isdigit() and not alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
     if support().cgroups.used():
         remove_stale(support().cgroups, alive)
 

@@ -5,8 +5,9 @@ first cell then imports torch and matplotlib: about 4 s of CPU per submission be
 the student's runs. The notebook run for the feedback (the ``notebook`` payload of
 :mod:`.worker`) is itself forked from the warm parent, which imported all of that once; its
 kernel is forked from it in turn (:class:`ForkedKernelManager`, the kernel manager class of
-nbgrader's ``Execute`` in that process), so it starts with those imports done. It is inside the same sandbox (namespaces, user id, cgroup, limits) as the process that
-forks it: nothing here widens what the student's code can reach.
+nbgrader's ``Execute`` in that process), so it starts with those imports done. It is inside
+the same sandbox (namespaces, user id, cgroup, limits) as the process that forks it: nothing
+here widens what the student's code can reach.
 
 jupyter_client documents :meth:`~jupyter_client.manager.AsyncKernelManager._async_launch_kernel`
 as the place to launch kernels differently; the provisioner's ``process`` is a

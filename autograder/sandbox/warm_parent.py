@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ from .run import (
 )
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
+HOME_PREFIX = "autograder-zygote-"
 START_TIMEOUT_S = 120
 
 
@@ -62,7 +64,9 @@ class WarmParent:
         with self.lock:
             if self.process is not None:
                 return
-            self.home = tempfile.mkdtemp(prefix="autograder-zygote-")
+            # Named after this process, so that a later run can tell it is left over
+            # (autograder.grading.workspace.remove_stale_runs) if this one is killed.
+            self.home = tempfile.mkdtemp(prefix=f"{HOME_PREFIX}{os.getpid()}-")
             Path(self.home, "tmp").mkdir()
             self.process = subprocess.Popen(
                 [sys.executable, "-I", str(ZYGOTE)],
