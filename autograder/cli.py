@@ -13,7 +13,7 @@ Run from the repository root::
     python -m autograder gradescope ASSIGNMENT [--out DIR]
     python -m autograder tokens ASSIGNMENT --roster CSV --out FILE [--instructor NAME...]
     python -m autograder serve [--host H] [--port P] [--scheduler ADDR] [--database URL]
-                               [--deadline ISO8601] [--daily-cap N] [--counts A=best|last]
+                               [--deadline [A=]ISO8601] [--daily-cap N] [--counts A=best|last]
     python -m autograder gradescope-run [--root DIR] [--assignment ASSIGNMENT]
 
 Every command takes ``--course-dir DIR`` (default ``course``; the demo uses its own course in
@@ -154,7 +154,13 @@ def _parser() -> argparse.ArgumentParser:
         help="grade on this Dask scheduler (default: an embedded cluster of --jobs workers)",
     )
     serve.add_argument("--jobs", type=int, default=1, metavar="N", help="embedded workers")
-    serve.add_argument("--deadline", default=None, metavar="ISO8601", help="uploads close then")
+    serve.add_argument(
+        "--deadline",
+        action="append",
+        default=[],
+        metavar="[ASSIGNMENT=]ISO8601",
+        help="uploads close then (with ASSIGNMENT=: that assignment's own deadline)",
+    )
     serve.add_argument("--daily-cap", type=int, default=5, metavar="N", help="default: 5")
     serve.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB")
     serve.add_argument(
@@ -241,16 +247,18 @@ def _run(args: argparse.Namespace) -> None:
         issue_tokens(course_dir, args.assignment, args.roster, args.out, args.instructor)
     elif args.command == "serve":
         from .service.app import serve
-        from .service.config import ServiceConfig, parse_counts, parse_deadline
+        from .service.config import ServiceConfig, parse_counts, parse_deadlines
 
         if args.jobs < 1 or args.daily_cap < 1 or args.max_upload_mb <= 0:
             raise AutograderError("--jobs, --daily-cap and --max-upload-mb must be positive.")
+        deadline, deadlines = parse_deadlines(args.deadline, ASSIGNMENTS)
         config = ServiceConfig(
             course_dir=course_dir,
             database=args.database,
             scheduler=args.scheduler,
             jobs=args.jobs,
-            deadline=parse_deadline(args.deadline),
+            deadline=deadline,
+            deadlines=deadlines,
             max_upload_bytes=int(args.max_upload_mb * 2**20),
             daily_cap=args.daily_cap,
             counts=parse_counts(args.counts),

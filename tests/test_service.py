@@ -207,3 +207,161 @@ def test_a_students_next_upload_waits_behind_every_other_students_first(server, 
     pairs = [("gina", ginas), ("hank", hanks), ("frank2", franks[1]), ("frank3", franks[2])]
     started = {name: store_rows[uploads.get(i).grading.id].held_since for name, i in pairs}
     assert max(started["gina"], started["hank"]) <= min(started["frank2"], started["frank3"])
+
+
+def _distinct_zips(made, count: int) -> list[bytes]:
+    """``count`` zips of the same submission that differ in one extra file (distinct bytes:
+    each gets its own grading row)."""
+    import io
+    import zipfile
+
+    source = made.zips["model_missing"].read_bytes()
+    zips = []
+    for index in range(count):
+        buffer = io.BytesIO()
+        with (
+            zipfile.ZipFile(io.BytesIO(source)) as original,
+            zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as copy,
+        ):
+            for item in original.infolist():
+                copy.writestr(item, original.read(item))
+            copy.writestr("notes.txt", f"attempt {index}\n")
+        zips.append(buffer.getvalue())
+    return zips
+
+
+def test_uploads_racing_the_daily_cap_leave_no_row_behind_when_refused(server, made):
+    """Eight different zips of one student at once with a cap of three: three are accepted, the
+    other five answer 429, and the database holds a grading row for each accepted upload only
+    (a refusal that had passed the first check wrote nothing)."""
+    import threading
+
+    from autograder.store.accounts import Accounts
+
+    token = Accounts(made.store()).issue(ASSIGNMENT, "ivy", "student")
+    zips = _distinct_zips(made, 8)
+    answers: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(zips))
+
+    def send(data: bytes) -> None:
+        with client(server.url, token) as http:
+            start.wait(60)
+            answer = http.post(
+                "/api/submissions",
+                data={"assignment": ASSIGNMENT},
+                files={"file": ("exercise_08.zip", data, "application/zip")},
+            )
+        with lock:
+            answers.append((answer.status_code, answer.json()))
+
+    threads = [threading.Thread(target=send, args=(data,)) for data in zips]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    codes = sorted(code for code, _ in answers)
+    assert codes == [202] * CAP + [429] * (len(zips) - CAP), answers
+    accepted = {body["id"] for code, body in answers if code == 202}
+    uploads = Uploads(made.store())
+    mine = uploads.of_student("ivy", ASSIGNMENT)
+    assert {view.id for view in mine} == accepted
+    rows = [row for row in made.store().rows(ASSIGNMENT) if row.student_id == "ivy"]
+    assert sorted(row.id for row in rows) == sorted(view.grading.id for view in mine)
+    assert uploads.used(ASSIGNMENT, "ivy", mine[0].created.strftime("%Y-%m-%d")) == CAP
+    with client(server.url, token) as http:
+        for upload_id in accepted:
+            wait_final(http, upload_id)
+
+
+def test_the_feedback_page_is_the_owners_only_and_runs_no_script(server, made):
+    """The owner gets the graded upload's feedback as HTML with headers that let no script run
+    (and, before the deadline, without the graded part's accuracy); another student's id
+    answers exactly as an id that does not exist."""
+    with client(server.url, made.tokens["alice"]) as http:
+        answer = upload(http, made.zips["good"])
+        mine = answer.json()["id"]
+        result = wait_final(http, mine)
+        page = http.get(f"/api/submissions/{mine}/feedback")
+    assert result["feedback"] == f"/api/submissions/{mine}/feedback"
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "sandbox" in policy and "script" not in policy
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "Grader&#39;s verdict" in page.text or "Grader's verdict" in page.text
+    assert "<script" not in page.text.lower()
+    assert "accuracy on the hidden test set is" not in page.text  # the graded part's accuracy
+    assert "shown after the deadline" in page.text
+    with client(server.url, made.tokens["bob"]) as http:
+        other = http.get(f"/api/submissions/{mine}/feedback")
+        missing = http.get(f"/api/submissions/{secrets.token_hex(8)}/feedback")
+    assert other.status_code == missing.status_code == 404
+    assert other.json() == missing.json()
+    assert "Grader" not in other.text
+
+
+def test_a_grading_stopped_at_a_time_limit_is_graded_and_says_so():
+    """A ``timeout`` record (a check or the notebook's run stopped at its time limit, the rest
+    graded) shows as ``graded`` (DESIGN's five states), counts like one, and its message starts
+    with the sentence that says it was stopped."""
+    from dataclasses import replace
+    from datetime import datetime
+
+    from autograder.core.records import GradeRecord, PartResult
+    from autograder.service.views import TIMED_OUT, counted, submission_json
+    from autograder.store import GradingRow
+    from autograder.store.uploads import UploadView
+
+    reason = "Checking test_value took longer than 30 s, so it got no points."
+    parts = [
+        PartResult("autoencoder: test_answer", 25.0, 25.0, ""),
+        PartResult("autoencoder: test_value", 0.0, 25.0, reason),
+    ]
+    record = GradeRecord.from_parts(Status.TIMEOUT, parts, None, reason).to_dict()
+    moment = datetime(2026, 12, 7, 5, 0)
+    row = GradingRow(
+        1, ASSIGNMENT, "ann", "0" * 64, "v", Status.TIMEOUT, reason, 1, None, None, moment,
+        moment, record,
+    )  # fmt: skip
+    view = UploadView("u1", ASSIGNMENT, "ann", "0" * 64, 10, "a.zip", moment, row)
+    shown = submission_json(view, None, True, True)
+    assert shown["status"] == "graded" and shown["timed_out"] is True
+    assert shown["message"].startswith(TIMED_OUT) and reason in shown["message"]
+    assert shown["total"] == 25.0 and counted([view], "best") == {"ann": view}
+    graded = replace(view, grading=replace(row, state=Status.GRADED))
+    assert submission_json(graded, None, True, True)["timed_out"] is False
+
+
+def test_a_deadline_per_assignment_wins_over_the_plain_one():
+    from datetime import datetime
+
+    from autograder.core.errors import AutograderError
+    from autograder.service.config import ServiceConfig, parse_deadlines
+
+    plain, own = parse_deadlines(
+        ["2026-12-14T23:59:00+01:00", "exercise_08=2026-12-20T12:00:00Z"],
+        ["exercise_08", "exercise_08_optional"],
+    )
+    config = ServiceConfig(course_dir=".", deadline=plain, deadlines=own)
+    assert config.deadline_for("exercise_08") == datetime(2026, 12, 20, 12, 0)
+    assert config.deadline_for("exercise_08_optional") == datetime(2026, 12, 14, 22, 59)
+    between = datetime(2026, 12, 16)
+    assert config.deadline_passed("exercise_08_optional", between)
+    assert not config.deadline_passed("exercise_08", between)
+    with pytest.raises(AutograderError, match="not an assignment"):
+        parse_deadlines(["exercise_99=2026-12-20T12:00:00Z"], ["exercise_08"])
+    with pytest.raises(AutograderError, match="given twice"):
+        parse_deadlines(["2026-12-20T12:00:00Z", "2026-12-21T12:00:00Z"], ["exercise_08"])
+
+
+def test_an_embedded_clusters_workers_run_nicer_than_the_web_process(server):
+    import psutil
+
+    web = psutil.Process(server.pid)
+    workers = [p for p in web.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    assert workers, [p.cmdline() for p in web.children(recursive=True)]
+    assert web.nice() == psutil.Process().nice()  # the web process's main thread: unchanged
+    for worker in workers:
+        assert worker.nice() == min(web.nice() + 10, 19), worker.cmdline()

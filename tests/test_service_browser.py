@@ -160,6 +160,11 @@ def test_a_student_drops_the_reference_zip_and_watches_it_turn_100_of_100(
     assert "this upload counts" in _text(browser, "current-status")
     browser.save_screenshot(str(shots / "service-3-student-graded.png"))
     print(f"status seen while waiting: {status!r}")
+    feedback = browser.find_element(By.ID, "current-feedback")
+    assert feedback.is_displayed()
+    browser.get(feedback.get_attribute("href"))
+    assert "Feedback" in browser.title and "Grader's verdict" in _text(browser, "feedback-page")
+    browser.save_screenshot(str(shots / "service-3b-student-feedback.png"))
 
 
 def test_a_second_student_sees_none_of_it(server, real_course, browser, shots):

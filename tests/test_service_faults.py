@@ -117,7 +117,10 @@ def test_a_worker_killed_mid_grade_gives_the_student_one_result(made, tmp_path):
 
 
 def test_after_the_deadline_uploads_are_refused_with_one_sentence(made, tmp_path):
-    with running_service(made, tmp_path, "--deadline", "2020-01-01T00:00:00+00:00") as server:
+    """The assignment's own deadline (passed) wins over the plain one for all (to come)."""
+    deadlines = ["--deadline", "2999-01-01T00:00:00+00:00"]
+    deadlines += ["--deadline", f"{ASSIGNMENT}=2020-01-01T00:00:00+00:00"]
+    with running_service(made, tmp_path, *deadlines) as server:
         with client(server.url, made.tokens["erin"]) as http:
             answer = upload(http, made.zips["good"])
             assert http.get("/api/submissions").json() == []

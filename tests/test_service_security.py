@@ -1,7 +1,8 @@
 """The service's defences, each with a test that fails without it, against a real server:
 
-- no student reads another's upload or result through any route that takes an id (the routes
-  with a path parameter are listed from the app itself, so a new one must be added here);
+- no student reads another's upload, result or feedback through any route that takes an id
+  (the routes with a path parameter are listed from the app itself, so a new one must be added
+  here);
 - tokens are never stored or logged in clear (the database file and the server's log are
   searched for every secret after logins by form and by bearer);
 - every form POST and the page's upload need the CSRF token;
@@ -81,6 +82,7 @@ def _logged_in(server, token: str):
 
 ID_ROUTES = {
     "/api/submissions/{upload_id}",
+    "/api/submissions/{upload_id}/feedback",
     "/api/grades/{assignment}",
     "/api/grades/{assignment}.csv",
     "/api/leaderboard/{assignment}",
@@ -99,12 +101,14 @@ def test_every_route_that_takes_an_id_keeps_other_students_out(server, made):
         wait_final(alice, mine)
     with client(server.url, made.tokens["bob"]) as bob:
         assert bob.get(f"/api/submissions/{mine}").status_code == 404
+        assert bob.get(f"/api/submissions/{mine}/feedback").status_code == 404
         assert bob.get(f"/api/grades/{ASSIGNMENT}").status_code == 403
         assert bob.get(f"/api/grades/{ASSIGNMENT}.csv").status_code == 403
         assert bob.get("/api/leaderboard/exercise_08_optional").status_code == 403
         assert mine not in bob.get("/api/submissions").text
     with _logged_in(server, made.tokens["bob"]) as (page, _):  # the same through a session
         assert page.get(f"/api/submissions/{mine}").status_code == 404
+        assert page.get(f"/api/submissions/{mine}/feedback").status_code == 404
         assert mine not in page.get("/api/submissions").text
 
 

@@ -4,7 +4,8 @@ Middleware, outermost first: :class:`Guard` (a body limit on every route but the
 security headers: a Content-Security-Policy that allows only the service's own scripts, no
 framing, no sniffing), Starlette's ``SessionMiddleware`` (a signed cookie: HttpOnly,
 SameSite=Lax, Secure behind https) and asgi-csrf (a double-submit token on every form POST;
-the API with ``Authorization: Bearer`` needs none, a browser cannot forge that header). The
+the API with ``Authorization: Bearer`` needs none and skips it, a browser cannot forge that
+header). The
 upload's route is left to :func:`~.auth.check_upload_csrf` (asgi-csrf would read a multipart
 body into memory looking for the token; the page sends it as ``X-CSRFToken``).
 """
@@ -71,8 +72,9 @@ class Service:
 
 
 class Guard:
-    """Security headers on every answer; bodies of routes other than the upload are bounded
-    (413 past :data:`FORM_BODY_BYTES`, counted as they stream)."""
+    """Security headers on every answer (a route's own, stricter ones are kept: the feedback
+    page's); bodies of routes other than the upload are bounded (413 past
+    :data:`FORM_BODY_BYTES`, counted as they stream)."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -84,7 +86,10 @@ class Guard:
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+                headers = list(message.get("headers", []))
+                given = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in SECURITY_HEADERS if n not in given]
+                message = {**message, "headers": headers}
             await send(message)
 
         if scope["path"] == UPLOAD_PATH:
@@ -129,6 +134,19 @@ async def _csrf_failed(scope, send, message_id) -> None:
         403,
         "The form's security token is missing or old (CSRF); reload the page and try again.",
     )
+
+
+def _csrf_not_needed(scope) -> bool:
+    """The upload checks its own token (:func:`~.auth.check_upload_csrf`); a request with
+    ``Authorization: Bearer`` is authenticated by that header alone, which a browser never adds
+    to a forged request (and asgi-csrf would make and sign a new cookie for every such call)."""
+    if scope["path"] == UPLOAD_PATH:
+        return True
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":  # the first one, as auth._bearer reads it
+            scheme, _, token = value.partition(b" ")
+            return scheme.lower() == b"bearer" and bool(token.strip())
+    return False
 
 
 class CSRF:
@@ -211,7 +229,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         signing_secret=secret,
         cookie_secure=config.behind_https,
         always_protect={"/login", "/logout", "/leaderboard"},
-        skip_if_scope=lambda scope: scope["path"] == UPLOAD_PATH,
+        skip_if_scope=_csrf_not_needed,
         send_csrf_failed=_csrf_failed,
     )
     app.add_middleware(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,9 @@ COUNTS = ("best", "last")
 class ServiceConfig:
     """The service's course, database, engine and rules.
 
-    ``deadline``: a UTC time without time zone (None: no deadline); ``counts``: per assignment,
+    ``deadline``: a UTC time without time zone (None: no deadline), for every assignment but
+    those that ``deadlines`` gives their own (``--deadline ASSIGNMENT=ISO8601``); ``counts``: per
+    assignment,
     which upload counts, ``best`` (the default) or ``last``; ``behind_https``: the service sits
     behind a TLS proxy (its cookies get ``Secure``); ``job_timeout_s``: a grading still running
     after this long is stopped and ends ``error`` (default: the grader's own limits plus room).
@@ -29,6 +31,7 @@ class ServiceConfig:
     scheduler: str | None = None
     jobs: int = 1
     deadline: datetime | None = None
+    deadlines: Mapping[str, datetime] = field(default_factory=dict)
     max_upload_bytes: int = 20 * MiB
     daily_cap: int = 5
     counts: Mapping[str, str] = field(default_factory=dict)
@@ -39,9 +42,13 @@ class ServiceConfig:
     def counting(self, assignment: str) -> str:
         return self.counts.get(assignment, "best")
 
-    def deadline_passed(self, at: datetime | None = None) -> bool:
+    def deadline_for(self, assignment: str) -> datetime | None:
+        return self.deadlines.get(assignment, self.deadline)
+
+    def deadline_passed(self, assignment: str, at: datetime | None = None) -> bool:
+        deadline = self.deadline_for(assignment)
         moment = at or datetime.now(UTC).replace(tzinfo=None)
-        return self.deadline is not None and moment >= self.deadline
+        return deadline is not None and moment >= deadline
 
     @property
     def job_limit_s(self) -> float:
@@ -64,6 +71,32 @@ def parse_deadline(text: str | None) -> datetime | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
+
+
+def parse_deadlines(
+    items: list[str] | None, assignments: Iterable[str]
+) -> tuple[datetime | None, dict[str, datetime]]:
+    """``--deadline`` items: ``ISO8601`` (every assignment) or ``ASSIGNMENT=ISO8601`` (that one;
+    it wins over the plain form); the plain deadline and the per-assignment ones."""
+    plain, per_assignment = None, {}
+    known = set(assignments)
+    for item in items or []:
+        assignment, equals, moment = item.rpartition("=")
+        if not equals:
+            if plain is not None:
+                raise AutograderError(
+                    "--deadline ISO8601 is given twice; give it once, and ASSIGNMENT=ISO8601 for "
+                    "an assignment with its own deadline."
+                )
+            plain = parse_deadline(moment)
+        elif assignment not in known:
+            raise AutograderError(
+                f"--deadline {item!r}: {assignment!r} is not an assignment; write one of "
+                f"{', '.join(sorted(known))}, as in exercise_08=2026-12-14T23:59:00+01:00."
+            )
+        else:
+            per_assignment[assignment] = parse_deadline(moment)
+    return plain, per_assignment
 
 
 def parse_counts(items: list[str] | None) -> dict[str, str]:

@@ -12,13 +12,15 @@ upload gets priority ``-k``, so a student's next upload waits behind every other
 first. A task whose worker keeps dying ends as one ``error`` row (the engine's reconciling,
 :func:`autograder.engine.batch.finished`); a grading still running after the job limit is
 cancelled and ends ``error`` with a sentence; a scheduler that goes away is reconnected to, and
-the rows it held are submitted again.
+the rows it held are submitted again. An embedded cluster runs at a lower CPU priority than the
+web process (:data:`GRADING_NICENESS`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import threading
 import time
@@ -32,6 +34,7 @@ from ..engine.batch import finished as finished_task
 from ..store import GradingRow, Store
 from ..store.uploads import Uploads, UploadView
 from .paths import ServicePaths
+from .views import ranks
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,10 @@ TICK_S = 0.5
 RECONNECT_S = 5.0
 RETRYABLE_TRIES = 3
 """A failure of the grader itself is graded again until the row has this many tries."""
+GRADING_NICENESS = 10
+"""An embedded cluster (no ``--scheduler``) shares the machine with the web process: its
+scheduler thread, worker processes and their sandboxes run this much nicer, so the pages and the
+status route answer first and grading takes the CPU they leave."""
 
 
 @dataclass
@@ -46,18 +53,6 @@ class _Task:
     future: object
     row: GradingRow
     assignment: str
-
-
-def ranks(unfinished: list[UploadView]) -> dict[int, int]:
-    """Grading row id -> how many unfinished rows of the same student and assignment come
-    before it (0 for each student's first)."""
-    seen: dict[tuple[str, str], int] = {}
-    found = {}
-    for view in sorted(unfinished, key=lambda v: v.grading.id):
-        key = (view.assignment, view.student_id)
-        found[view.grading.id] = seen.get(key, 0)
-        seen[key] = found[view.grading.id] + 1
-    return found
 
 
 class Dispatcher:
@@ -119,6 +114,8 @@ class Dispatcher:
         ]
 
     def _run(self) -> None:
+        if self.config.scheduler is None:
+            _be_nicer(GRADING_NICENESS)
         while not self._stop.is_set():
             try:
                 with grading_client(
@@ -146,7 +143,7 @@ class Dispatcher:
     def _tick(self, client) -> None:
         self._reap()
         unfinished = self.uploads.unfinished()
-        rank = ranks(unfinished)
+        rank = ranks(view.queued for view in unfinished)
         for view in unfinished:
             row = view.grading
             if row.id in self._tasks:
@@ -230,6 +227,16 @@ class Dispatcher:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return folder if folder.is_dir() else None
+
+
+def _be_nicer(increment: int) -> None:
+    """Lower the priority of the calling thread (Linux keeps one per thread): the threads and
+    processes it starts afterwards (Dask's loop, the nannies, the workers) inherit it; the web
+    process's other threads keep theirs."""
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError, AttributeError):
+        niceness = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(niceness + increment, 19))
 
 
 def failure_record(spec, student_id: str, message: str, status: Status = Status.ERROR) -> dict:

@@ -128,9 +128,7 @@ class _Form:
 
     def _part_end(self) -> None:
         if self._name == "file" and self._stream is not None and self.file is None:
-            self._stream.flush()
-            os.fsync(self._stream.fileno())
-            self._stream.close()
+            self._stream.close()  # synced to disk where it is stored (off the event loop)
             self.file = (self._file_name, self._path, self._size, self._hash.hexdigest())
         elif self._name and self._name != "file":
             self.fields[self._name] = self._value.decode("utf-8", "replace")

@@ -76,7 +76,7 @@ def _instructor_page(request: Request, account: AccountView) -> HTMLResponse:
     assignment = account.assignment
     rows = grade_table(service, assignment)
     unfinished = service.uploads.unfinished()
-    places = positions(unfinished)
+    places = positions(view.queued for view in unfinished)
     queue = [
         {
             "place": places.get(v.grading.id),

@@ -2,7 +2,8 @@
 
 - ``uploads/<sha256>.zip``: every accepted zip, named by its hash (written atomically);
 - ``gradings/<row id>/submission`` and ``feedback``: the unpacked upload of a grading row and
-  the feedback notebooks the engine writes (named by the grader's row id, never a student id);
+  the feedback notebooks the engine writes (named by the grader's row id, never a student id),
+  with the feedback page rendered from them (``.page-*.html``);
 - ``incoming/`` and ``staging/``: uploads being received and unpacked (emptied at start);
 - ``secret_key``: signs the session and CSRF cookies (made once, mode 0600).
 """
@@ -37,6 +38,14 @@ class ServicePaths:
 
     def feedback(self, row_id: int) -> Path:
         return self.root / "gradings" / str(int(row_id)) / "feedback"
+
+    def feedback_page(self, row_id: int, before_deadline: bool) -> Path:
+        """The rendered feedback page (:mod:`.feedback`), before or after the deadline."""
+        variant = "before-deadline" if before_deadline else "final"
+        return self.feedback(row_id) / f".page-{variant}.html"
+
+    def has_feedback(self, row_id: int) -> bool:
+        return any(self.feedback(row_id).glob("*.ipynb"))
 
     def staging_folder(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="unpack-", dir=self.staging))

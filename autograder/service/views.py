@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from .. import course
 from ..core.records import COLUMNS, Status
-from ..store.uploads import UploadView
+from ..store.uploads import Queued, UploadView
 
 SHOWN_STATUS = {
     Status.QUEUED: "queued",
@@ -21,26 +21,43 @@ SHOWN_STATUS = {
     Status.REJECTED: "rejected",
     Status.ERROR: "error",
 }
-"""A ``timeout`` row is shown as ``graded``: its points come from the trusted checks; only the
-notebook run for the feedback stopped (its message says so)."""
+"""The API's five states (DESIGN.md). A ``timeout`` row (a part's check or the notebook's run
+for the feedback was stopped at its time limit, the rest graded) is ``graded``: its points are
+decided by the trusted checks and it may count; ``timed_out`` is true and :data:`TIMED_OUT`
+comes first in its message. A grading that outlives the whole job's limit is another thing: the
+dispatcher stops it and it ends ``error`` with its own sentence."""
 COUNTABLE = {Status.GRADED, Status.TIMEOUT}
+TIMED_OUT = (
+    "Grading was stopped at a time limit: what had not finished by then got no points (see the "
+    "parts below); make the slow code faster and upload again."
+)
 
 
 def iso(moment) -> str | None:
     return moment.isoformat(timespec="seconds") + "Z" if moment is not None else None
 
 
-def positions(unfinished: Iterable[UploadView]) -> dict[int, int]:
+def ranks(unfinished: Iterable[Queued]) -> dict[int, int]:
+    """Grading row id -> how many unfinished rows of the same student and assignment come
+    before it (0 for each student's first): the engine's priority is minus this."""
+    seen: dict[tuple[str, str], int] = {}
+    found = {}
+    for entry in sorted(unfinished, key=lambda e: e.grading_id):
+        key = (entry.assignment, entry.student_id)
+        found[entry.grading_id] = seen.get(key, 0)
+        seen[key] = found[entry.grading_id] + 1
+    return found
+
+
+def positions(unfinished: Iterable[Queued]) -> dict[int, int]:
     """Grading row id -> place in the queue (1: next) of each queued row, in the order the
     engine's priorities give: each student's first unfinished upload before anyone's second,
     then by age."""
-    from .dispatcher import ranks
-
-    views = list(unfinished)
-    rank = ranks(views)
-    queued = [v for v in views if v.grading.state is Status.QUEUED]
-    queued.sort(key=lambda v: (rank[v.grading.id], v.grading.id))
-    return {view.grading.id: place for place, view in enumerate(queued, 1)}
+    entries = list(unfinished)
+    rank = ranks(entries)
+    queued = [e for e in entries if e.state is Status.QUEUED]
+    queued.sort(key=lambda e: (rank[e.grading_id], e.grading_id))
+    return {entry.grading_id: place for place, entry in enumerate(queued, 1)}
 
 
 def counted(uploads: Iterable[UploadView], rule: str) -> dict[str, UploadView]:
@@ -61,32 +78,47 @@ def _hidden_item(assignment: str) -> str:
     return course.HIDDEN_CELL.get(assignment) or "\0"
 
 
+def hidden_replacements(record: dict, assignment: str, before_deadline: bool) -> dict[str, str]:
+    """The hidden check's sentence -> the one a student sees before the deadline (also without
+    its final period, as a record's message quotes it); empty after the deadline."""
+    if not before_deadline:
+        return {}
+    hidden = _hidden_item(assignment)
+    for part in record.get("details") or []:
+        reason = part.get("reason")
+        if part.get("item", "").split(": ", 1)[-1] != hidden or not reason:
+            continue
+        public = record.get("public_accuracy")
+        shown = f" Your accuracy on the public part: {public:.2f}." if public is not None else ""
+        passed = part.get("score", 0) >= part.get("max", 0)
+        sentence = (
+            "Your model reaches the pass mark on the hidden test set."
+            if passed
+            else "Your model does not reach the pass mark on the hidden test set yet: "
+            "improve the classifier."
+        )
+        sentence += shown + " The accuracy on the graded part is shown after the deadline."
+        return {reason: sentence, reason.rstrip("."): sentence.rstrip(".")}
+    return {}
+
+
+def replaced(text: str, replacements: dict[str, str]) -> str:
+    for old, new in replacements.items():
+        text = text.replace(old, new)
+    return text
+
+
 def redacted(record: dict, assignment: str, before_deadline: bool) -> dict:
     """``record`` as a student may see it now (see the module docstring)."""
-    if not before_deadline:
+    replacements = hidden_replacements(record, assignment, before_deadline)
+    if not replacements:
         return record
-    hidden = _hidden_item(assignment)
-    details = []
-    replaced = {}
-    for part in record.get("details") or []:
-        if part.get("item", "").split(": ", 1)[-1] == hidden and part.get("reason"):
-            public = record.get("public_accuracy")
-            shown = (
-                f" Your accuracy on the public part: {public:.2f}." if public is not None else ""
-            )
-            passed = part.get("score", 0) >= part.get("max", 0)
-            sentence = (
-                "Your model reaches the pass mark on the hidden test set."
-                if passed
-                else "Your model does not reach the pass mark on the hidden test set yet: "
-                "improve the classifier."
-            )
-            sentence += shown + " The accuracy on the graded part is shown after the deadline."
-            replaced[part["reason"]] = sentence
-            part = {**part, "reason": sentence}
-        details.append(part)
-    message = record.get("message") or ""
-    return {**record, "details": details, "message": replaced.get(message, message)}
+    details = [
+        {**part, "reason": replaced(part.get("reason") or "", replacements)}
+        for part in record.get("details") or []
+    ]
+    message = replaced(record.get("message") or "", replacements)
+    return {**record, "details": details, "message": message}
 
 
 def submission_json(
@@ -94,10 +126,16 @@ def submission_json(
     position: int | None,
     counts: bool,
     before_deadline: bool,
+    feedback: bool = False,
 ) -> dict:
-    """The API's answer for one upload (DESIGN.md's fields)."""
+    """The API's answer for one upload (DESIGN.md's fields; ``feedback``: its feedback page
+    exists, whose address is given)."""
     row = view.grading
     record = redacted(row.record or {}, view.assignment, before_deadline) if row.state.final else {}
+    timed_out = row.state is Status.TIMEOUT
+    message = record.get("message") or ""
+    if timed_out:
+        message = f"{TIMED_OUT} {message}".strip()
     return {
         "id": view.id,
         "assignment": view.assignment,
@@ -110,7 +148,7 @@ def submission_json(
         "hidden_max": record.get("hidden_max"),
         "total": record.get("total"),
         "total_max": record.get("total_max"),
-        "message": record.get("message") or "",
+        "message": message,
         "parts": [
             {
                 "name": part.get("item", ""),
@@ -124,6 +162,8 @@ def submission_json(
         "created": iso(view.created),
         "finished": iso(row.finished),
         "file_name": view.file_name,
+        "timed_out": timed_out,
+        "feedback": f"/api/submissions/{view.id}/feedback" if feedback else None,
     }
 
 

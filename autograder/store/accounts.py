@@ -55,22 +55,27 @@ def token_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+_COLUMNS = (
+    Account.id,
+    Account.assignment,
+    Account.student_id,
+    Account.role,
+    Account.generation,
+    Account.pseudonym,
+    Account.on_leaderboard,
+)
+"""In :class:`AccountView`'s order."""
+
+
 def _view(row: Account) -> AccountView:
-    return AccountView(
-        row.id,
-        row.assignment,
-        row.student_id,
-        row.role,
-        row.generation,
-        row.pseudonym,
-        row.on_leaderboard,
-    )
+    return AccountView(*(getattr(row, column.key) for column in _COLUMNS))
 
 
 class Accounts:
     """The accounts of the store's database."""
 
     def __init__(self, store: Store) -> None:
+        self._engine = store.engine
         self._sessions = sessionmaker(store.engine, expire_on_commit=False)
 
     def issue(self, assignment: str, student_id: str, role: str) -> str:
@@ -103,24 +108,30 @@ class Accounts:
                 session.commit()
             return f"{row.id}.{secret}"
 
+    def _row(self, account_id: int):
+        """The account's columns (:data:`_COLUMNS`, then the token hash), or None; plain
+        columns, no ORM object: every API call reads its account."""
+        with self._engine.connect() as connection:
+            return connection.execute(
+                select(*_COLUMNS, Account.token_hash).where(Account.id == account_id)
+            ).first()
+
     def verify(self, token: str) -> AccountView | None:
         """The account of ``token``, or None (unknown, revoked or malformed)."""
         account_id, _, secret = str(token).strip().partition(".")
         if not account_id.isdigit() or len(account_id) > 12 or not secret:
             return None
-        with self._sessions() as session:
-            row = session.get(Account, int(account_id))
-            if row is None:
-                hmac.compare_digest(token_hash(secret), token_hash(""))  # the same work
-                return None
-            if not hmac.compare_digest(row.token_hash, token_hash(secret)):
-                return None
-            return _view(row)
+        row = self._row(int(account_id))
+        if row is None:
+            hmac.compare_digest(token_hash(secret), token_hash(""))  # the same work
+            return None
+        if not hmac.compare_digest(row.token_hash, token_hash(secret)):
+            return None
+        return AccountView(*row[: len(_COLUMNS)])
 
     def get(self, account_id: int) -> AccountView | None:
-        with self._sessions() as session:
-            row = session.get(Account, account_id)
-            return _view(row) if row is not None else None
+        row = self._row(account_id)
+        return AccountView(*row[: len(_COLUMNS)]) if row is not None else None
 
     def all(self, assignment: str) -> list[AccountView]:
         with self._sessions() as session:

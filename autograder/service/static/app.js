@@ -25,7 +25,7 @@
   function statusText(u) {
     if (u.status === "queued") return u.position ? `Queued: place ${u.position} in the queue` : "Queued";
     if (u.status === "running") return "Being graded…";
-    if (u.status === "graded") return "Graded";
+    if (u.status === "graded") return u.timed_out ? "Graded (stopped at a time limit)" : "Graded";
     if (u.status === "rejected") return "Rejected";
     return "Could not be graded";
   }
@@ -81,6 +81,9 @@
     if (u.public_accuracy !== null) score.textContent += ` · public accuracy ${u.public_accuracy.toFixed(3)}`;
     const message = document.getElementById("current-message");
     message.textContent = u.message || (u.status === "graded" ? "Full marks." : "");
+    const feedback = document.getElementById("current-feedback");
+    feedback.hidden = !u.feedback;
+    if (u.feedback) feedback.href = u.feedback;
     const body = document.querySelector("#parts tbody");
     body.replaceChildren();
     for (const part of u.parts) {
