@@ -3,7 +3,8 @@
 The grading engine writes the cleaned feedback notebooks of a grading row into
 ``gradings/<row>/feedback/`` (hidden tests left out, the student's markup escaped, each graded
 part's verdict under its cell). This renders them as one HTML page with nbconvert's ``basic``
-template (no execution: nbconvert only formats what is there) and its HTML sanitizer, inside
+template (no execution: nbconvert only formats what is there), cleaned by bleach (:data:`TAGS`,
+images only as data, links only https), inside
 ``templates/feedback.html``, once per grading row and variant (cached in the notebooks' folder,
 which a new grading of the row replaces whole). Before the deadline, the hidden check's
 sentence (it states the accuracy on the graded part of the hidden set) is replaced by the one
@@ -18,6 +19,7 @@ import json
 import logging
 from pathlib import Path
 
+import bleach
 import nbformat
 from markupsafe import Markup
 from nbconvert import HTMLExporter
@@ -27,6 +29,11 @@ from .views import replaced
 
 logger = logging.getLogger(__name__)
 
+TAGS = {
+    *"a abbr b blockquote br caption code dd del details div dl dt em hr i img li ol p pre".split(),
+    *"span strong sub summary sup table tbody td th thead tr ul h1 h2 h3 h4 h5 h6".split(),
+}
+"""What the page keeps of the HTML nbconvert writes (bleach; any other tag shows as text)."""
 MAX_NOTEBOOK_BYTES = 16 * 2**20
 """A feedback notebook larger than this is not rendered (the grader keeps them far smaller)."""
 FEEDBACK_HEADERS = {
@@ -57,12 +64,25 @@ def notebook_html(path: Path, replacements: dict[str, str]) -> str | None:
         if path.is_symlink() or path.stat().st_size > MAX_NOTEBOOK_BYTES:
             return None
         notebook = _replaced(json.loads(path.read_text(encoding="utf-8")), replacements)
-        exporter = HTMLExporter(template_name="basic", sanitize_html=True)
-        body, _ = exporter.from_notebook_node(nbformat.from_dict(notebook))
+        body, _ = HTMLExporter(template_name="basic").from_notebook_node(
+            nbformat.from_dict(notebook)
+        )
     except Exception as error:  # a notebook nbconvert cannot read: the page says so
         logger.warning("feedback %s not rendered: %r", path, error)
         return None
-    return body
+    return bleach.clean(
+        body, tags=TAGS, attributes=_allowed_attribute, protocols=["http", "https", "data"]
+    )
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    if name in ("class", "id"):
+        return True
+    if tag == "img":
+        return name == "alt" or (name == "src" and value.startswith("data:image/"))
+    if tag == "a":
+        return name == "title" or (name == "href" and value.startswith(("https://", "#")))
+    return tag in ("td", "th") and name in ("colspan", "rowspan")
 
 
 def feedback_page(
