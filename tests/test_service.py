@@ -365,3 +365,30 @@ def test_an_embedded_clusters_workers_run_nicer_than_the_web_process(server):
     assert web.nice() == psutil.Process().nice()  # the web process's main thread: unchanged
     for worker in workers:
         assert worker.nice() == min(web.nice() + 10, 19), worker.cmdline()
+
+
+def test_an_upload_left_queued_by_an_older_grader_is_graded_by_this_one(server, made):
+    """The service restarted with a changed grader: an upload whose row was queued under the
+    old grader version is graded by the current one (it does not wait for ever)."""
+    import hashlib
+    import shutil
+    from datetime import UTC, datetime
+
+    from autograder.store.accounts import Accounts
+
+    store = made.store()
+    data = made.zips["model_missing"]
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    stored = ServicePaths(made.course_dir).upload_zip(digest)
+    if not stored.exists():
+        shutil.copyfile(data, stored)
+    token = Accounts(store).issue(ASSIGNMENT, "jack", "student")
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    old = Uploads(store).add(
+        ASSIGNMENT, "jack", digest, "an-older-grader", data.stat().st_size, "e.zip", day, CAP
+    )
+    with client(server.url, token) as http:
+        result = wait_final(http, old.id, 240)
+    assert result["status"] == "graded", result
+    (row,) = [r for r in store.rows(ASSIGNMENT) if r.student_id == "jack"]
+    assert row.grader_version != "an-older-grader" and row.state is Status.GRADED

@@ -5,7 +5,10 @@ One thread owns the Dask client (:func:`autograder.engine.grading_client`: an em
 it looks at the database: each grading row of an upload that is ``queued`` or ``running`` and
 has no task of this process gets one (:func:`autograder.engine.submit`). That is also how a
 restarted service takes up what a killed one left: nothing is kept in memory that the database
-does not have, and the task itself claims its row, so a row is graded and written once.
+does not have, and the task itself claims its row, so a row is graded and written once. A row
+left unfinished under another version of the grader (the service restarted after the exercise
+or the grader changed) has its uploads moved to a row of the current version
+(:meth:`~autograder.store.uploads.Uploads.regrade`), which is then graded.
 
 Fairness is Dask's own task priority, computed from the database: a student's k-th unfinished
 upload gets priority ``-k``, so a student's next upload waits behind every other student's
@@ -150,8 +153,13 @@ class Dispatcher:
                 self._expire(view)
                 continue
             spec = self.specs.get(view.assignment)
-            if spec is None or row.grader_version != spec.grader_version:
-                continue  # graded by another version of the grader: not this service's
+            if spec is None:
+                continue  # an assignment this service does not grade
+            if row.grader_version != spec.grader_version:
+                # Queued (or left running) under an older grader: graded by this one, in a
+                # row of this version (the next tick submits it).
+                self.uploads.regrade(row.id, spec.grader_version)
+                continue
             folder = self._submission_folder(view)
             if folder is None:
                 continue

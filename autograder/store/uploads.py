@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.records import Status
@@ -214,6 +214,28 @@ class Uploads:
                 connection.commit()
             except IntegrityError:  # made by a concurrent upload
                 connection.rollback()
+
+    def regrade(self, grading_id: int, grader_version: str) -> None:
+        """Point the uploads of the unfinished row ``grading_id`` at the row of the same bytes
+        for ``grader_version`` (made ``queued`` if new) and delete the old row, in one
+        transaction: an upload that waited while the grader changed is graded by the new one
+        instead of waiting for ever. Nothing happens once the old row is final."""
+        with self._engine.connect() as connection:
+            old = connection.execute(
+                select(Grading.assignment, Grading.student_id, Grading.submission_sha256).where(
+                    Grading.id == grading_id, Grading.state.in_(UNFINISHED)
+                )
+            ).first()
+            if old is None:
+                return
+            new_id = _grading_id(connection, *old, grader_version)
+            connection.execute(
+                update(Upload).where(Upload.grading_id == grading_id).values(grading_id=new_id)
+            )
+            connection.execute(
+                delete(Grading).where(Grading.id == grading_id, Grading.state.in_(UNFINISHED))
+            )
+            connection.commit()
 
     def get(self, upload_id: str) -> UploadView | None:
         found = self._views(_views_query().where(Upload.id == str(upload_id)[:32]))
