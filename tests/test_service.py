@@ -7,6 +7,7 @@ student's first)."""
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import pytest
 from service_support import (
@@ -26,6 +27,7 @@ from autograder.store.uploads import Uploads
 pytestmark = pytest.mark.slow
 
 CAP = 3
+SERVICE_TEMPLATES = Path(__file__).resolve().parents[1] / "autograder" / "service" / "templates"
 
 
 @pytest.fixture(scope="module")
@@ -392,3 +394,48 @@ def test_an_upload_left_queued_by_an_older_grader_is_graded_by_this_one(server, 
     assert result["status"] == "graded", result
     (row,) = [r for r in store.rows(ASSIGNMENT) if r.student_id == "jack"]
     assert row.grader_version != "an-older-grader" and row.state is Status.GRADED
+
+
+def test_the_feedback_page_keeps_no_markup_that_could_run(tmp_path):
+    """Whatever HTML reaches a feedback notebook (an output, a markdown cell), the page keeps
+    no script, event handler, frame or link to another scheme; its text stays."""
+    import json
+
+    import jinja2
+
+    from autograder.service.feedback import feedback_page
+
+    hostile = '<script>alert(1)</script><img src=x onerror="alert(2)"><iframe src="/"></iframe>'
+    link = '<a href="javascript:alert(3)">click</a>'
+    notebook = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [
+            {"cell_type": "markdown", "id": "m", "metadata": {}, "source": hostile + link},
+            {
+                "cell_type": "code",
+                "id": "c",
+                "metadata": {},
+                "execution_count": 1,
+                "source": "answer()",
+                "outputs": [
+                    {
+                        "output_type": "display_data",
+                        "metadata": {},
+                        "data": {"text/html": hostile, "text/plain": "shown"},
+                    }
+                ],
+            },
+        ],
+    }
+    folder = tmp_path / "feedback"
+    folder.mkdir()
+    (folder / "autoencoder.ipynb").write_text(json.dumps(notebook))
+    templates = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(SERVICE_TEMPLATES), autoescape=True
+    )
+    page = feedback_page(templates, folder, "t", {}, folder / ".page.html").lower()
+    assert "answer" in page and "click" in page
+    for needle in ("<script", "onerror", "<iframe", "javascript:"):
+        assert needle not in page, needle
