@@ -66,8 +66,14 @@ def grade(
         if not todo:
             print(f"No collected submissions of {assignment} to grade; run collect first.")
             return
-        spec = grading_spec(course_dir, assignment, settings)
-        with grading_client(scheduler, jobs, settings, dashboard, prepare=[spec]) as client:
+        specs: list = []
+
+        def prepare() -> list:  # while the workers start
+            specs.append(grading_spec(course_dir, assignment, settings))
+            return specs
+
+        with grading_client(scheduler, jobs, settings, dashboard, prepare) as client:
+            (spec,) = specs
             restrict(course_dir, settings.data_dir)
             store = Store.for_course(course_dir, database)
             rows = _rows_to_grade(store, spec.grader_version, course_dir, assignment, todo, force)

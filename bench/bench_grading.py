@@ -1,29 +1,39 @@
-"""Benchmark of grading, before and after the trusted grader, in one run. Prints its figures.
+"""Benchmark of grading against plain ``nbgrader autograde``, measured from outside. Prints figures.
 
-1. One real exercise_08 submission (the reference, made as the demo makes it): plain
-   ``nbgrader autograde`` of it (no sandbox, no checks), ``grade`` as it is now (sandboxed
-   autograde, trusted checks and the model check in parallel), with the trusted checks' own time,
-   and ``grade`` of the grader BEFORE (``--before``, default f3a5a59, run from a git worktree with
-   its own data folder) on its own reference submission.
-2. The stand-in corpus (``tests/corpus_behaviour.py``): the kinds both graders handle, graded
-   with ``--jobs 2`` by the grader now and the grader before.
+Everything is timed as a whole process (``python -m nbgrader autograde`` and ``python -m
+autograder grade``), each run on a fresh copy of its course, with the CPU seconds of all its
+processes together (a ``cpuacct`` cgroup per run: sandboxed jobs, kernels and Dask workers
+included; without cgroups, what the process and the children it waited for used):
 
-Both print the points they gave, so that a grader that failed fast cannot look fast. The grader
-before limits each process's address space (``RLIMIT_AS``), not the job's memory; it gets 12 GB
-here, as torch 2.14 maps more than the 3 GB it used to get (with 3 GB its notebook stops at
-``import torch`` and the run takes half the time for half the points).
+1. **Per submission.** Courses of 1 and of ``--copies`` (5) copies of the demo's reference
+   submission, graded by both tools; the cost of one more submission is ``(T5 - T1) / 4``
+   (target: ours at most x0.5 of nbgrader's), and one submission cold (T1, start-up included:
+   target at most x1.0). ``--before COMMIT`` grades the same courses with that commit's
+   ``grade`` (from a git worktree) for the before/after table.
+2. **Where our time goes**, in this process without Dask: imports of a fresh interpreter, the
+   Dask cluster's start, the workspace (warm parent, template gradebook, model images), then
+   for each of two submissions the trusted checks, the model check, the notebook run for the
+   feedback (its kernel start and its cells, from the autograded notebook) and the feedback,
+   and the store and gradebook writes.
+3. **A batch** of ``--batch`` (24) submissions (reference copies and untouched student
+   versions, the demo's kinds) at ``--jobs 1`` and ``--jobs 2``: submissions per minute next to
+   the limit the CPU allows (cores x 60 / CPU seconds of one further submission).
 
 Usage (from the repository root, as root, after ``python -m autograder data``)::
 
-    python bench/bench_grading.py [--before COMMIT] [--repeats 2] [--skip-before]
+    python bench/bench_grading.py [--copies 5] [--batch 24] [--before COMMIT] [--skip-batch]
+        [--reference ZIP]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
+import json
 import os
+import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,253 +42,386 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
-import corpus_behaviour as cb  # noqa: E402
-
-from autograder import course, results  # noqa: E402
-from autograder import grade as grade_module  # noqa: E402
+from autograder import course  # noqa: E402
 from autograder.collect import collect  # noqa: E402
 from autograder.demo import reference_zip  # noqa: E402
-from autograder.grade import GradeSettings, grade  # noqa: E402
 from autograder.release import release  # noqa: E402
 
 ASSIGNMENT = "exercise_08"
-CORPUS_KINDS = [
-    "good",
-    "untouched",
-    "stderr_in_test",
-    "notebook_missing",
-    "exercise_code_raises",
-    "model_missing",
-    "model_untrained",
-    "model_conv",
-    "model_public_test_lookup",
-    "infinite_loop",
-    "memory_blowup",
-    "megabytes_of_printing",
-    "writes_gradebook_and_others",
-    "tries_network",
+DATA = REPO / "data"
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+NBGRADER = [
+    "-c",
+    "import sys; from nbgrader.apps.nbgraderapp import main; sys.exit(main())",
+    "autograde",
+    ASSIGNMENT,
 ]
-"""Kinds of the corpus that both graders know how to handle (the rest are new attacks)."""
 
-BEFORE_SCRIPT = """
-import sys, time
-from pathlib import Path
-from autograder import collect, course, demo, grade, release
-root, zip_or_corpus, data = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-if len(sys.argv) > 4:
-    course.REPO_ROOT = Path(sys.argv[4])
-course_dir = root / "course"
-release.release(course_dir, ["exercise_08"], dist_dir=root / "dist")
-collect.collect(course_dir, "exercise_08", [zip_or_corpus], id_pattern=r"^(?P<id>.+)\\.zip$")
-settings = grade.GradeSettings(data_dir=data, autograde_timeout_s=120, cell_timeout_s=30,
-                               autograde_memory_bytes=12 * 2**30)
-start = time.perf_counter()
-grade.grade(course_dir, "exercise_08", jobs=int(sys.argv[5]) if len(sys.argv) > 5 else 1,
-            settings=settings)
-print(f"SECONDS {time.perf_counter() - start:.2f}")
-if len(sys.argv) > 6:  # nbgrader's own autograde of the same submission, as a floor
-    import os, subprocess
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def timed_process(command: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
+    """Run ``command`` to its end; ``(wall seconds, CPU seconds of all its processes)``."""
+    group = None
+    if (CPUACCT / "cpuacct.usage").exists() and os.geteuid() == 0:
+        group = CPUACCT / f"bench-grading-{os.getpid()}-{time.monotonic_ns()}"
+        group.mkdir()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "exercise_08", "--force"],
-                   cwd=course_dir, env={**os.environ, "COURSE_DATA_DIR": str(data)},
-                   capture_output=True, check=True)
-    print(f"PLAIN {time.perf_counter() - start:.2f}")
-"""
+    preexec = (lambda: (group / "cgroup.procs").write_text(str(os.getpid()))) if group else None
+    done = subprocess.run(
+        command,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        preexec_fn=preexec,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if group is not None:
+        cpu = int((group / "cpuacct.usage").read_text()) / 1e9
+        with contextlib.suppress(OSError):
+            group.rmdir()
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command[:4])} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        )
+    return wall, cpu
 
 
-def _timed(function, *args, **kwargs) -> float:
-    start = time.perf_counter()
-    function(*args, **kwargs)
-    return time.perf_counter() - start
-
-
-def _course_with(zip_folder: Path, root: Path, repo: Path | None = None) -> Path:
+def make_course(root: Path, zips: dict[str, Path], repo: Path = REPO) -> Path:
+    """A released course with ``zips`` (student id -> zip) collected; returns its folder."""
+    course.REPO_ROOT = repo
     course_dir = root / "course"
-    if repo is not None:
-        course.REPO_ROOT = repo
+    inbox = root / "inbox"
+    inbox.mkdir(parents=True)
+    for student, path in zips.items():
+        shutil.copyfile(path, inbox / f"{student}.zip")
     release(course_dir, [ASSIGNMENT], dist_dir=root / "dist")
-    collect(course_dir, ASSIGNMENT, [zip_folder], id_pattern=r"^(?P<id>.+)\.zip$")
+    collect(course_dir, ASSIGNMENT, [inbox])
+    course.REPO_ROOT = REPO
     return course_dir
 
 
-def _points(course_dir: Path) -> str:
-    return "; ".join(
-        f"{r['student_id']}: {r['status']} {r['total']:g}/100"
-        for r in sorted(results.read_results(course_dir, ASSIGNMENT), key=lambda r: r["student_id"])
+def fresh_copy(course_dir: Path, scratch: Path) -> Path:
+    target = Path(tempfile.mkdtemp(dir=scratch)) / "course"
+    shutil.copytree(course_dir, target, symlinks=True)
+    return target
+
+
+def grade_command(repo: Path, course_dir: Path, jobs: int = 1) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "autograder",
+        "grade",
+        ASSIGNMENT,
+        "--course-dir",
+        str(course_dir),
+        "--jobs",
+        str(jobs),
+    ]
+
+
+def grade_points(course_dir: Path) -> str:
+    """What ``grade`` gave, as "n x points" (so that a fast failure cannot look fast)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(course_dir / "grading.sqlite")) as db:
+        rows = db.execute("select record from gradings where record is not null").fetchall()
+    totals: dict[str, int] = {}
+    for (record,) in rows:
+        data = json.loads(record)
+        key = f"{data['status']} {data['total']:g}"
+        totals[key] = totals.get(key, 0) + 1
+    return ", ".join(f"{n} x {key}" for key, n in sorted(totals.items()))
+
+
+def nbgrader_points(course_dir: Path) -> str:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
+        scores = [gradebook.find_submission(ASSIGNMENT, s.id).score for s in gradebook.students]
+    return ", ".join(f"{s:g}" for s in sorted(scores))
+
+
+# ----------------------------------------------------------------------------- 1. per submission
+
+
+def per_submission(courses: dict[int, Path], scratch: Path, before: Path | None) -> dict:
+    """Wall and CPU seconds of each tool on each course, alternating the tools."""
+    tools = {"nbgrader": None, "grade": REPO}
+    if before is not None:
+        tools["before"] = before
+    figures: dict[str, dict[int, tuple[float, float, str]]] = {t: {} for t in tools}
+    for count, template in courses.items():
+        for tool, repo in tools.items():
+            copy = fresh_copy(template, scratch)
+            if tool == "nbgrader":
+                wall, cpu = timed_process(
+                    [sys.executable, *NBGRADER], copy, {"COURSE_DATA_DIR": str(DATA)}
+                )
+                points = nbgrader_points(copy)
+            else:
+                env = {"PYTHONPATH": str(repo)}
+                wall, cpu = timed_process(grade_command(repo, copy), repo, env)
+                points = grade_points(copy)
+            figures[tool][count] = (wall, cpu, points)
+            cells = _cell_seconds(copy / "autograded" / "s00" / ASSIGNMENT / "autoencoder.ipynb")
+            cells.pop("(kernel start)", None)
+            print(
+                f"  {tool:9s} {count} submission(s): {wall:6.1f} s wall, {cpu:6.1f} s CPU "
+                f"({points}; the notebook of s00: {len(cells)} cells run in "
+                f"{sum(cells.values()):.1f} s)",
+                flush=True,
+            )
+            shutil.rmtree(copy.parent, ignore_errors=True)
+    return figures
+
+
+def further(figures: dict[int, tuple[float, float, str]], copies: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of each further submission: (T_copies - T_1) / (copies - 1)."""
+    return tuple((figures[copies][i] - figures[1][i]) / (copies - 1) for i in (0, 1))
+
+
+# ----------------------------------------------------------------------------- 2. breakdown
+
+
+def breakdown(course_dir: Path) -> list[tuple[str, float]]:
+    """Seconds of each step of ``grade``, run in this process (see the module docstring)."""
+    from autograder.core.settings import GradeSettings
+    from autograder.engine import grading_client, grading_spec
+    from autograder.grade import _sync_gradebook
+    from autograder.grading import submission as submission_module
+    from autograder.grading.spec import submission_sha256
+    from autograder.grading.workspace import Workspace
+    from autograder.store import Store
+
+    steps: list[tuple[str, float]] = []
+    _, cpu = timed_process(
+        [
+            sys.executable,
+            "-c",
+            "import autograder.cli, autograder.grade, autograder.engine, autograder.grading",
+        ],
+        REPO,
     )
-
-
-def plain_autograde(course_dir: Path) -> float:
-    """nbgrader's own autograde of the collected submissions, as nbgrader ships it."""
-    return _timed(
-        subprocess.run,
-        [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force"],
-        cwd=course_dir,
-        env={**os.environ, "COURSE_DATA_DIR": str(REPO / "data")},
-        capture_output=True,
-        check=True,
+    steps.append(("interpreter start and imports (CPU s of a fresh process)", cpu))
+    settings = GradeSettings.from_env()
+    start = time.perf_counter()
+    with grading_client(None, 1, settings, False):
+        steps.append(("Dask LocalCluster start and stop (1 worker)", 0.0))
+    steps[-1] = (steps[-1][0], time.perf_counter() - start)
+    spec = grading_spec(course_dir, ASSIGNMENT, settings)
+    start = time.perf_counter()
+    workspace = Workspace.prepare(spec)
+    workspace.warm.ready.wait(120)
+    steps.append(
+        (
+            "workspace: warm parent ready, template gradebook, model images",
+            time.perf_counter() - start,
+        )
     )
+    wrapped = {}
+    for name in (
+        "_trusted_verdicts",
+        "_run_model",
+        "_autograde",
+        "_keep_feedback",
+        "_hidden_check",
+    ):
+        real = getattr(submission_module, name)
+
+        def timer(*args, _real=real, _name=name, **kwargs):
+            began = time.perf_counter()
+            try:
+                return _real(*args, **kwargs)
+            finally:
+                wrapped.setdefault(_name, []).append(time.perf_counter() - began)
+
+        setattr(submission_module, name, timer)
+    kept = {}
+    real_keep = submission_module.kept_feedback
+
+    def keep(autograded, notebooks, verdicts):
+        kept["cells"] = _cell_seconds(autograded / f"{notebooks[0]}.ipynb")
+        return real_keep(autograded, notebooks, verdicts)
+
+    submission_module.kept_feedback = keep
+    store = Store.for_course(course_dir, None)
+    try:
+        for round_ in (1, 2):
+            student = course.submitted_students(course_dir, ASSIGNMENT)[0]
+            sha = submission_sha256(course_dir, ASSIGNMENT, student)
+            start = time.perf_counter()
+            record = submission_module.grade_submission(workspace, student, sha, None)
+            total = time.perf_counter() - start
+            label = "first submission" if round_ == 1 else "a further submission"
+            steps.append((f"{label}: all ({record.total:g}/100)", total))
+            for name in (
+                "_trusted_verdicts",
+                "_run_model",
+                "_hidden_check",
+                "_autograde",
+                "_keep_feedback",
+            ):
+                steps.append(
+                    (
+                        f"  {name.strip('_').replace('_', ' ')}"
+                        + (" (inside trusted verdicts)" if name == "_run_model" else "")
+                        + (" (parallel to the trusted verdicts)" if name == "_autograde" else ""),
+                        wrapped[name][-1],
+                    )
+                )
+            cells = kept.get("cells", {})
+            steps.append(("    kernel start to first cell", cells.pop("(kernel start)", 0.0)))
+            steps.append((f"    cells executed ({len(cells)} of them)", sum(cells.values())))
+            start = time.perf_counter()
+            row = store.enqueue(ASSIGNMENT, student, sha, spec.grader_version, force=True)
+            store.claim(row.id, "bench")
+            store.finish(row.id, record.to_dict())
+            _sync_gradebook(store, course_dir, ASSIGNMENT, [student])
+            steps.append(("  store and gradebook writes", time.perf_counter() - start))
+    finally:
+        workspace.close()
+    return steps
 
 
-def trusted_seconds() -> list[float]:
-    """Wrap the grader's trusted checks to record how long each submission's take."""
-    seconds: list[float] = []
-    real = grade_module._trusted_verdicts
-
-    def timed(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return real(*args, **kwargs)
-        finally:
-            seconds.append(time.perf_counter() - start)
-
-    grade_module._trusted_verdicts = timed
+def _cell_seconds(notebook_path: Path) -> dict[str, float]:
+    """Seconds of each executed cell, from the execution timestamps nbclient records, and the
+    kernel's start (the autograde's start to its first cell is not known here: 0)."""
+    try:
+        notebook = json.loads(notebook_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    seconds = {}
+    for index, cell in enumerate(notebook.get("cells", [])):
+        if "skip-execution" in cell.get("metadata", {}).get("tags", []):
+            continue  # not run: its stamps are the student's own run's
+        stamps = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+            began, ended = (
+                datetime.datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
+                for k in ("iopub.execute_input", "shell.execute_reply")
+            )
+            seconds[str(index)] = (ended - began).total_seconds()
     return seconds
 
 
-def before_worktree(commit: str, root: Path) -> tuple[Path, Path]:
-    """A worktree of the grader before, with its own copy of the prepared data."""
-    tree = root / "before"
+# ----------------------------------------------------------------------------- 3. batch
+
+
+def batch(template: Path, scratch: Path, jobs: int) -> tuple[float, float, str]:
+    copy = fresh_copy(template, scratch)
+    wall, cpu = timed_process(grade_command(REPO, copy, jobs), REPO)
+    points = grade_points(copy)
+    shutil.rmtree(copy.parent, ignore_errors=True)
+    return wall, cpu, points
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def before_worktree(commit: str, root: Path) -> Path:
+    """A git worktree of ``commit`` sharing this repository's data folder."""
+    tree = root / f"before-{commit[:8]}"
     subprocess.run(
         ["git", "worktree", "add", "--detach", str(tree), commit],
         cwd=REPO,
         check=True,
         capture_output=True,
     )
-    data = tree / "data"
-    for part in ("MNIST/raw", "splits", "cache"):
-        if (REPO / "data" / part).exists():
-            shutil.copytree(REPO / "data" / part, data / part, dirs_exist_ok=True)
-    return tree, data
-
-
-def run_before(
-    tree: Path, data: Path, inbox: Path, root: Path, repo: Path | None, jobs: int, plain=False
-) -> tuple[float, float | None]:
-    """Seconds the grader before took to grade ``inbox`` (and plain nbgrader, if ``plain``)."""
-    args = [sys.executable, "-c", BEFORE_SCRIPT, str(root), str(inbox), str(data)]
-    args += [str(repo or tree), str(jobs)] + (["plain"] if plain else [])
-    done = subprocess.run(args, cwd=tree, capture_output=True, text=True, timeout=3600)
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-2000:])
-    seconds = float(done.stdout.split("SECONDS")[-1].split()[0])
-    points = [line.split(" in ")[0] for line in done.stdout.splitlines() if "/100 in " in line]
-    print(f"  before graded: {'; '.join(points)}")
-    return seconds, float(done.stdout.split("PLAIN")[-1].split()[0]) if plain else None
+    shutil.rmtree(tree / "data", ignore_errors=True)  # its tracked files only; ours are used
+    (tree / "data").symlink_to(DATA)
+    return tree
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default="f3a5a59")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--skip-before", action="store_true")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--copies", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=24)
+    parser.add_argument("--before", help="also grade with the grade command of this commit")
+    parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--skip-breakdown", action="store_true")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="grade this zip (default: the demo's reference, made if missing)",
+    )
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-grading-"))
-    root.chmod(0o755)
-    load = os.getloadavg()[0]
-    print(f"root: {os.geteuid() == 0}; load at start {load:.1f}")
+    cores = os.cpu_count() or 1
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cores} cores, "
+        f"load {os.getloadavg()[0]:.1f} at start",
+        flush=True,
+    )
+    scratch = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    before = None
     try:
-        tree = data_before = None
-        if not args.skip_before:
-            tree, data_before = before_worktree(args.before, root)
-            subprocess.run(
-                [sys.executable, "-m", "autograder", "data", "--data-dir", str(data_before)],
-                cwd=tree,
-                check=True,
-                capture_output=True,
-            )
-
-        # 1. One real submission.
-        inbox = root / "real-inbox"
-        inbox.mkdir()
-        shutil.copyfile(
-            reference_zip(REPO / "course" / "demo" / "cache", REPO / "data"),
-            inbox / "reference.zip",
-        )
-        plain, now, checks = [], [], trusted_seconds()
-        for repeat in range(args.repeats):
-            course_dir = _course_with(inbox, root / f"real-{repeat}")
-            plain.append(plain_autograde(course_dir))
-            results.delete_result(course_dir, ASSIGNMENT, "reference")
-            now.append(_timed(grade, course_dir, ASSIGNMENT, settings=GradeSettings()))
-        print("\n## one real exercise_08 submission (the reference)")
-        print(f"plain nbgrader autograde: {', '.join(f'{s:.1f}' for s in plain)} s")
+        reference = args.reference or reference_zip(REPO / "course" / "bench-cache", DATA)
+        untouched = release(scratch / "student", [ASSIGNMENT], dist_dir=scratch / "dist")[0]
+        courses = {
+            n: make_course(scratch / f"t{n}", {f"s{i:02d}": reference for i in range(n)})
+            for n in (1, args.copies)
+        }
+        if args.before:
+            before = before_worktree(args.before, scratch)
+            print(f"before: {args.before} in {before}", flush=True)
+        print("1. per submission (whole processes, fresh course copies)", flush=True)
+        figures = per_submission(courses, scratch, before)
+        nb_wall, nb_cpu = further(figures["nbgrader"], args.copies)
+        rows = [("nbgrader", nb_wall, nb_cpu, figures["nbgrader"][1][:2])]
+        for tool in [t for t in figures if t != "nbgrader"]:
+            wall, cpu = further(figures[tool], args.copies)
+            rows.append((tool, wall, cpu, figures[tool][1][:2]))
         print(
-            f"grade now:               {', '.join(f'{s:.1f}' for s in now)} s "
-            f"(x{statistics.median(now) / statistics.median(plain):.2f} of plain)"
+            "\n| tool | further submission: wall s (x nbgrader) | CPU s (x nbgrader) "
+            "| one cold: wall s (x nbgrader) | CPU s |"
         )
-        print(f"  now graded: {_points(course_dir)}")
-        print(f"  trusted checks + model check: {', '.join(f'{s:.1f}' for s in checks)} s")
-        if tree is not None:
-            before_inbox = root / "before-inbox"
-            before_inbox.mkdir()
-            made = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    "import sys; from pathlib import Path; from autograder import demo; "
-                    "print(demo.reference_zip(Path(sys.argv[1]), Path(sys.argv[2])))",
-                    str(root / "before-cache"),
-                    str(data_before),
-                ],
-                cwd=tree,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=3600,
-            )
-            shutil.copyfile(made.stdout.strip().splitlines()[-1], before_inbox / "reference.zip")
-            runs = [
-                run_before(tree, data_before, before_inbox, root / f"before-{r}", None, 1, True)
-                for r in range(args.repeats)
-            ]
-            graded, plain_before = [s for s, _ in runs], [p for _, p in runs]
-            ratio = statistics.median(graded) / statistics.median(plain_before)
+        print("|---|---|---|---|---|")
+        for tool, wall, cpu, (cold_wall, cold_cpu) in rows:
             print(
-                f"grade before ({args.before}), its own reference: "
-                f"{', '.join(f'{s:.1f}' for s in graded)} s; plain nbgrader autograde of that "
-                f"reference: {', '.join(f'{p:.1f}' for p in plain_before)} s "
-                f"(x{ratio:.2f} of plain)"
+                f"| {tool} | {wall:.1f} (x{wall / nb_wall:.2f}) | "
+                f"{cpu:.1f} (x{cpu / nb_cpu:.2f}) | "
+                f"{cold_wall:.1f} (x{cold_wall / rows[0][3][0]:.2f}) | {cold_cpu:.1f} |"
             )
-
-        # 2. The stand-in corpus.
-        repo = root / "standin-repo"
-        cb.make_exercise(repo)
-        course.REPO_ROOT = repo
-        release(root / "corpus-release", [ASSIGNMENT], dist_dir=root / "corpus-dist")
-        context = cb.corpus_context(root, root / "corpus-release", REPO / "data")
-        corpus_inbox = root / "corpus-inbox"
-        corpus_inbox.mkdir()
-        for kind, files in cb.corpus(
-            root / "corpus-release" / "release" / ASSIGNMENT, context, CORPUS_KINDS
-        ).items():
-            cb.write_zip(files, corpus_inbox / f"{kind}.zip")
-        corpus_course = _course_with(corpus_inbox, root / "corpus-now", repo)
-        settings = GradeSettings(
-            autograde_timeout_s=120,
-            cell_timeout_s=30,
-            probe_timeout_s=30,
-            autograde_memory_bytes=3 * 2**30,
-            data_dir=REPO / "data",
-        )
-        seconds = _timed(grade, corpus_course, ASSIGNMENT, jobs=2, settings=settings)
-        print(f"\n## stand-in corpus, {len(CORPUS_KINDS)} kinds both graders handle, --jobs 2")
-        print(f"grade now:    {seconds:.1f} s ({seconds / len(CORPUS_KINDS):.1f} s each)")
-        print(f"  now graded: {_points(corpus_course)}")
-        if tree is not None:
-            before, _ = run_before(tree, data_before, corpus_inbox, root / "corpus-before", repo, 2)
-            print(f"grade before: {before:.1f} s ({before / len(CORPUS_KINDS):.1f} s each)")
-        print(f"load at end {os.getloadavg()[0]:.1f}")
+        further_cpu = further(figures["grade"], args.copies)[1]
+        if not args.skip_breakdown:
+            print("\n2. where the time of grade goes (seconds, this process, no Dask)", flush=True)
+            for label, seconds in breakdown(fresh_copy(courses[1], scratch)):
+                print(f"  {seconds:6.2f}  {label}")
+        if not args.skip_batch:
+            copies = max(args.batch - args.batch // 4, 1)
+            zips = {f"r{i:02d}": reference for i in range(copies)}
+            zips |= {f"u{i:02d}": untouched for i in range(args.batch - copies)}
+            template = make_course(scratch / "batch", zips)
+            limit = cores * 60 / further_cpu
+            print(
+                f"\n3. batch of {args.batch} ({copies} reference copies, "
+                f"{args.batch - copies} untouched); "
+                f"CPU limit {limit:.1f}/min ({cores} cores x 60 / {further_cpu:.1f} CPU s)",
+                flush=True,
+            )
+            for jobs in (1, 2):
+                wall, cpu, points = batch(template, scratch, jobs)
+                rate = args.batch * 60 / wall
+                print(
+                    f"  --jobs {jobs}: {wall:.1f} s, {rate:.1f} submissions/min "
+                    f"({100 * rate / limit:.0f}% of the CPU limit), {cpu:.1f} CPU s, "
+                    f"{cpu / args.batch:.1f} CPU s each ({points})",
+                    flush=True,
+                )
+        print(f"\nload {os.getloadavg()[0]:.1f} at the end")
     finally:
-        if not args.skip_before:
+        if before is not None:
             subprocess.run(
-                ["git", "worktree", "remove", "--force", str(root / "before")],
-                cwd=REPO,
-                capture_output=True,
+                ["git", "worktree", "remove", "--force", str(before)], cwd=REPO, capture_output=True
             )
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

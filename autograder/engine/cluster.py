@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import dask
@@ -49,11 +49,12 @@ def grading_client(
     jobs: int,
     settings: GradeSettings,
     dashboard: bool = False,
-    prepare: Sequence[GradingSpec] = (),
+    prepare: Sequence[GradingSpec] | Callable[[], Sequence[GradingSpec]] = (),
 ) -> Iterator[Client]:
     """A client of ``scheduler`` (``tcp://HOST:PORT``), or of an embedded cluster of ``jobs``
     worker processes; raises ``AutograderError`` (one sentence) when it cannot be reached.
-    Each worker starts preparing the workspaces of ``prepare`` as it joins."""
+    Each worker starts preparing the workspaces of ``prepare`` as it joins; a callable is
+    called while the embedded cluster's workers start (what it raises ends the cluster)."""
     # Dask's own reports (a lost connection, a killed worker) go unprinted: we say it once.
     loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
     quiet = {log: log.level for log in loggers if log.name.split(".")[0] == "distributed"}
@@ -67,7 +68,8 @@ def grading_client(
                 else _local_client(jobs, settings, dashboard)
             )
             with clients as client:
-                client.register_plugin(GradingPlugin(prepare), name=GradingPlugin.name)
+                specs = prepare() if callable(prepare) else prepare
+                client.register_plugin(GradingPlugin(specs), name=GradingPlugin.name)
                 yield client
     finally:
         for log, level in quiet.items():
@@ -88,7 +90,7 @@ def _scheduler_client(scheduler: str) -> Iterator[Client]:
 @contextmanager
 def _local_client(jobs: int, settings: GradeSettings, dashboard: bool) -> Iterator[Client]:
     with LocalCluster(
-        n_workers=jobs,
+        n_workers=0,  # started below, without waiting for them: the caller prepares meanwhile
         threads_per_worker=1,
         processes=True,
         resources={RESOURCE: 1},
@@ -102,6 +104,7 @@ def _local_client(jobs: int, settings: GradeSettings, dashboard: bool) -> Iterat
         host="127.0.0.1",
         silence_logs=logging.CRITICAL,
     ) as cluster:
+        cluster.scale(jobs)
         if dashboard:
             print(f"Dask dashboard: {cluster.dashboard_link}", flush=True)
         with Client(cluster) as client:

@@ -25,7 +25,6 @@ import numpy as np
 from .. import course
 from ..core.errors import AutograderError
 from ..core.paths import PACKAGE_DIR
-from ..exercise_modules import exercise_code_module
 from ..sandbox import WarmParent, support
 from ..sandbox.cgroups import remove_stale
 from ..sandbox.warm_parent import HOME_PREFIX
@@ -161,16 +160,18 @@ def preload(assignment: str) -> dict:
 def course_key(data_dir: Path) -> bytes:
     """The course key (raises ``AutograderError`` when the data is not prepared).
 
-    Only whether the files ``python -m autograder data`` makes are there is checked here (it
-    verified them when it made them); hashing the training set again cost every run seconds."""
+    Only whether the files ``python -m autograder data`` makes last (the hidden set and its
+    manifest) are there is checked here, not their contents: the workers verify the hidden set
+    when they load it, and hashing the training set on every run cost seconds."""
+    from ..data import HIDDEN_IMAGES, HIDDEN_LABELS, MANIFEST, hidden_dir
     from ..data import course_key as read_key
 
-    data = exercise_code_module("exercise_08", "data")
-    needed = [data.raw_dir(data_dir) / name for name in data.TRAIN_PINS]
-    needed += [data.split_file(data_dir, name) for name in data.SPLITS]
-    missing = [path for path in needed if not path.is_file()]
+    folder = hidden_dir(data_dir)
+    missing = [n for n in (HIDDEN_IMAGES, HIDDEN_LABELS, MANIFEST) if not (folder / n).is_file()]
     if missing:
-        raise AutograderError(f"{missing[0]} is missing: run `python -m autograder data` first.")
+        raise AutograderError(
+            f"{folder / missing[0]} is missing: run `python -m autograder data` first."
+        )
     try:
         return read_key(data_dir)
     except FileNotFoundError as error:
