@@ -169,23 +169,6 @@ def show_mistakes(
 
 
 @closes_on_error
-def plot_going_further(records: list[dict[str, float]], test_name: str = "public test") -> Figure:
-    """Test accuracy and the share of confident unlabeled images against the training step
-    (``going_further.train_fixmatch``'s records: "step", "accuracy", "confident")."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    steps = [r["step"] for r in records]
-    ax.plot(steps, [r["accuracy"] for r in records], "o-", label=f"{test_name} accuracy")
-    ax.plot(steps, [r["confident"] for r in records], "s--", label="unlabeled images confident")
-    ax.set(
-        title="Going further: 100 labels + consistency", xlabel="training step", ylabel="fraction"
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    return fig
-
-
-@closes_on_error
 def plot_accuracies(results: dict[str, dict[str, float]], title: str = "") -> Figure:
     """Grouped bars: one group per data split, one bar per model; the legend sits below the
     axes, where it covers no bar.
