@@ -165,12 +165,13 @@ def _rows_to_grade(
 def _sync_gradebook(store: Store, course_dir: Path, assignment: str, students: list[str]) -> None:
     """The trusted scores of each student's current record into the real gradebook."""
     current = store.current(assignment)
+    scores = {}
     for student in students:
         row = current.get(student)
         if row is not None and row.grader_version != "collect":
             record = GradeRecord.from_dict(row.record)
-            scores = {tuple(p.item.split(": ", 1)): p.score for p in record.details}
-            store_scores(course_dir, assignment, student, scores)
+            scores[student] = {tuple(p.item.split(": ", 1)): p.score for p in record.details}
+    store_scores(course_dir, assignment, scores)
 
 
 class _Progress:

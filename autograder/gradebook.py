@@ -17,32 +17,36 @@ from . import course
 from .course import Scores
 
 
-def store_scores(course_dir: Path, assignment: str, student: str, scores: Scores) -> None:
-    """Write trusted per-cell scores into the real gradebook (nbgrader's Gradebook API).
+def store_scores(course_dir: Path, assignment: str, scores: dict[str, Scores]) -> None:
+    """Write trusted per-cell scores (``{student: {(notebook, cell): score}}``) into the real
+    gradebook (nbgrader's Gradebook API), in one session for all of them.
 
-    Each grade's ``auto_score`` is set (not added), so storing twice changes nothing. The
+    Each grade's ``auto_score`` is set (not added), so storing twice changes nothing. A
     submission's timestamp is the one of ``submitted/<student>/<assignment>/timestamp.txt``.
     """
     from nbgrader.api import Gradebook
     from nbgrader.utils import parse_utc
 
+    if not scores:
+        return
     db_url = f"sqlite:///{Path(course_dir) / 'gradebook.db'}"
-    stamp = course.submitted_dir(course_dir, assignment, student) / "timestamp.txt"
-    timestamp = parse_utc(stamp.read_text().strip()) if stamp.is_file() else None
     with warnings.catch_warnings(), Gradebook(db_url, course.COURSE_ID) as gb:
         # nbgrader's update_or_create_submission triggers harmless SQLAlchemy autoflush warnings.
         warnings.simplefilter("ignore")
-        gb.update_or_create_student(student)
-        # The submission's time as collect recorded it: formgrader counts a submission as
-        # autograded only when the gradebook's time equals the submitted folder's.
-        submission = gb.update_or_create_submission(assignment, student, timestamp=timestamp)
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                key = (notebook.name, grade.name)
-                if key in scores:
-                    grade.auto_score = scores[key]
-                    grade.manual_score = None
-                    grade.needs_manual_grade = False
+        for student, cells in scores.items():
+            stamp = course.submitted_dir(course_dir, assignment, student) / "timestamp.txt"
+            timestamp = parse_utc(stamp.read_text().strip()) if stamp.is_file() else None
+            gb.update_or_create_student(student)
+            # The submission's time as collect recorded it: formgrader counts a submission as
+            # autograded only when the gradebook's time equals the submitted folder's.
+            submission = gb.update_or_create_submission(assignment, student, timestamp=timestamp)
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    key = (notebook.name, grade.name)
+                    if key in cells:
+                        grade.auto_score = cells[key]
+                        grade.manual_score = None
+                        grade.needs_manual_grade = False
         gb.db.commit()
 
 
