@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 
+import isolate  # the sandbox folder is on the path here, as in the zygote
 from jupyter_client.manager import AsyncKernelManager
 
 
@@ -113,9 +114,6 @@ def _run_kernel(kernel_cmd, env: dict, cwd) -> None:
         app.start()
         code = 0
     except BaseException as error:
-        try:
-            os.write(2, f"kernel: {type(error).__name__}: {error}\n".encode())
-        except OSError:
-            pass
+        isolate.report(error, "kernel: ")
     finally:
         os._exit(code)

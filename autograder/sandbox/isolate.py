@@ -78,6 +78,14 @@ class IsolationError(OSError):
     """A step of the isolation failed; the sandbox does not start (it never runs half-isolated)."""
 
 
+def report(error: BaseException, prefix: str = "") -> None:
+    """One line about ``error`` on stderr (a forked job's log); never raises."""
+    try:
+        os.write(2, f"{prefix}{type(error).__name__}: {error}\n".encode())
+    except OSError:
+        pass
+
+
 def _check(result: int, what: str) -> None:
     if result != 0:
         error = ctypes.get_errno()

@@ -61,10 +61,7 @@ def _child(request: dict) -> None:
             raise
         code = worker.PAYLOADS[request["payload"]](request["args"])
     except BaseException as error:
-        try:
-            os.write(2, f"{type(error).__name__}: {error}\n".encode())
-        except OSError:
-            pass
+        isolate.report(error)
     finally:
         os._exit(code)
 
