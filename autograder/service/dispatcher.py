@@ -122,7 +122,10 @@ class Dispatcher:
         while not self._stop.is_set():
             try:
                 with grading_client(
-                    self.config.scheduler, self.config.jobs, self.config.settings
+                    self.config.scheduler,
+                    self.config.jobs,
+                    self.config.settings,
+                    prepare=list(self.specs.values()),  # ready before the first upload
                 ) as client:
                     self.client, self.error = client, None
                     self._tasks.clear()
