@@ -129,15 +129,11 @@ def grade_command(repo: Path, course_dir: Path, jobs: int = 1) -> list[str]:
 
 def grade_points(course_dir: Path) -> str:
     """What ``grade`` gave, as "n x points" (so that a fast failure cannot look fast)."""
-    import sqlite3
+    from collections import Counter
 
-    with contextlib.closing(sqlite3.connect(course_dir / "grading.sqlite")) as db:
-        rows = db.execute("select record from gradings where record is not null").fetchall()
-    totals: dict[str, int] = {}
-    for (record,) in rows:
-        data = json.loads(record)
-        key = f"{data['status']} {data['total']:g}"
-        totals[key] = totals.get(key, 0) + 1
+    from autograder.results import read_results
+
+    totals = Counter(f"{r['status']} {r['total']:g}" for r in read_results(course_dir, ASSIGNMENT))
     return ", ".join(f"{n} x {key}" for key, n in sorted(totals.items()))
 
 
