@@ -413,7 +413,8 @@ def test_payloads_forked_from_the_warm_parent_are_isolated_like_any_job(open_tmp
         "    except OSError:\n"
         "        network = 'refused'\n"
         "    pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
-        "    return {'uid': os.getuid(), 'network': network, 'pids': pids, 'seed': seed}\n"
+        "    return {'uid': os.getuid(), 'network': network, 'pids': pids, 'seed': seed,\n"
+        "            'frozen': __import__('gc').get_freeze_count()}\n"
     )
     warm = WarmParent({"modules": {"probes": str(probes)}})
     try:
@@ -436,6 +437,7 @@ def test_payloads_forked_from_the_warm_parent_are_isolated_like_any_job(open_tmp
     assert data["network"] == "refused" and data["seed"] == 7
     assert data["uid"] == (uid if uid is not None else os.getuid())
     assert len(data["pids"]) <= 3
+    assert data["frozen"] > 0  # what the warm parent imported is left alone by the child's GC
 
 
 def test_a_payload_cannot_answer_in_the_warm_parents_place(open_tmp):

@@ -154,7 +154,8 @@ def preload(assignment: str) -> dict:
     rules = course.exercise_dir(assignment) / "exercise_code" / "model_rules.py"
     if assignment in course.HIDDEN_CELL:
         modules["model_rules"] = str(rules)
-    return {"modules": modules, "imports": ["tqdm.auto", "torch.nn.functional"], "notebook": True}
+    imports = ["tqdm.auto", "torch.nn.functional", "torchvision.transforms.v2"]
+    return {"modules": modules, "imports": imports, "notebook": True}
 
 
 def course_key(data_dir: Path) -> bytes:

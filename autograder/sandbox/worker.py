@@ -94,6 +94,7 @@ def _warm_up_model_loading(rules) -> None:
     import sympy  # noqa: F401
     import torch._dynamo  # noqa: F401
     import torch._export.serde.serialize  # noqa: F401
+    import torch.export._trace  # noqa: F401  (the deserializer imports it on first use)
     import torch.export.pt2_archive._package  # noqa: F401
     import torch.fx.experimental.symbolic_shapes  # noqa: F401
 

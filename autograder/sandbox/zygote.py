@@ -18,6 +18,7 @@ ended (it is reaped only then, so its pid cannot be reused before). End of input
 is killed and the process exits.
 """
 
+import gc
 import json
 import os
 import selectors
@@ -68,6 +69,11 @@ def _child(request: dict) -> None:
 
 def serve() -> None:
     worker.preload(json.loads(sys.stdin.readline()))
+    # What is imported now is shared with every child until written to; a collection in a
+    # child would write to all of it (CPython keeps its GC state in each object): frozen
+    # objects are never collected, so children copy only what they change.
+    gc.collect()
+    gc.freeze()
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
