@@ -75,3 +75,26 @@ def test_a_kernel_that_kills_itself_is_reported_dead(tmp_path):
     result = _run(tmp_path, "print('before')", "import os, signal; os.kill(os.getpid(), 9)")
     assert "dead" in result
     assert result["outputs"][0].strip() == "before"
+
+
+def test_autoreload_still_reloads_the_notebooks_modules_but_not_the_preloaded_ones(tmp_path):
+    """``%autoreload 2`` (which the notebooks run) reloads a module the notebook imported when
+    its file changes; the modules the kernel was forked with (the grader's libraries) are never
+    statted before each cell."""
+    (tmp_path / "helper_module.py").write_text("VALUE = 42\n")
+    result = _run(
+        tmp_path,
+        "%load_ext autoreload\n%autoreload 2",
+        "import helper_module; print(helper_module.VALUE)",
+        "import os, pathlib\n"
+        "path = pathlib.Path('helper_module.py'); path.write_text('VALUE = 43\\n')\n"
+        "os.utime(path, (os.stat(path).st_atime, os.stat(path).st_mtime + 10))",
+        "print(helper_module.VALUE)",
+        "import sys\nfrom IPython.extensions.autoreload import ModuleReloader\n"
+        "reloader = ModuleReloader()\n"
+        "print(reloader.filename_and_mtime(sys.modules['nbclient']) == (None, None),"
+        " reloader.filename_and_mtime(helper_module)[0] is not None)",
+    )
+    assert result["outputs"][1].strip() == "42"
+    assert result["outputs"][3].strip() == "43"  # the changed module was reloaded
+    assert result["outputs"][4].split() == ["True", "True"]  # preloaded: skipped; notebook's: not
