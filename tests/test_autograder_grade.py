@@ -278,3 +278,58 @@ def test_grading_without_root_works_and_says_once_what_is_not_isolated(
     assert _marked() == []
     notebook = open_course / "autograded" / "good" / "exercise_08" / "autoencoder.ipynb"
     assert json.loads(notebook.read_text())["cells"]
+
+
+def test_a_submissions_sandboxes_run_in_lanes_and_its_verdicts_stay_the_same(
+    standin_course, models, prepared_data_dir
+):
+    """``check_lanes`` sandboxes of one submission's checks run at once; every verdict is still
+    decided in one thread (judges seed torch's global generator), so the record is the same
+    as with one lane."""
+    import threading
+    from dataclasses import replace
+
+    from autograder.engine import grading_spec
+    from autograder.grading import Workspace, grade_submission, submission_sha256
+    from autograder.sandbox import reserved_uids
+
+    _collect_kinds(standin_course, models, prepared_data_dir, ["good", "exercise_code_raises"])
+    outcomes = {}
+    for lanes in (1, 3):
+        settings = replace(_settings(prepared_data_dir), check_lanes=lanes)
+        workspace = Workspace.prepare(grading_spec(standin_course, "exercise_08", settings))
+        lock, running, peak = threading.Lock(), [0], [0]
+        run = workspace.warm.run
+
+        def counted(payload, *args, _run=run, **kwargs):
+            if payload == "notebook":  # its own thread beside the checks, not a lane
+                return _run(payload, *args, **kwargs)
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            try:
+                return _run(payload, *args, **kwargs)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+        workspace.warm.run = counted
+        try:
+            with reserved_uids(1) as (uid,):
+                records = [
+                    grade_submission(
+                        workspace,
+                        student,
+                        submission_sha256(standin_course, "exercise_08", student),
+                        uid,
+                    )
+                    for student in ("good", "exercise-code-raises")
+                ]
+        finally:
+            workspace.close()
+        parts = [[(p.item, p.score, p.reason) for p in r.details] for r in records]
+        outcomes[lanes] = peak[0], parts
+    assert outcomes[1][0] == 1 and outcomes[3][0] >= 2
+    assert outcomes[1][1] == outcomes[3][1]
+    good, broken = outcomes[3][1]
+    assert sum(score for _, score, _ in good) > sum(score for _, score, _ in broken)

@@ -31,8 +31,10 @@ class GradeSettings:
     ``AUTOGRADER_TRIES`` (how often a submission may take its worker down before it ends as an
     ``error`` row), ``AUTOGRADER_PUBLIC_FRACTION`` (the part of the hidden test set whose
     accuracy a student sees before the deadline as ``public_accuracy``; the hidden points use
-    the rest; default 0.3), ``AUTOGRADER_DATA_DIR`` (the data folder with the hidden test set
-    and the course key; default ``data/`` of the repository).
+    the rest; default 0.3), ``AUTOGRADER_CHECK_LANES`` (how many sandboxes of one submission's
+    trusted checks run at once beside its notebook; default 2), ``AUTOGRADER_DATA_DIR`` (the
+    data folder with the hidden test set and the course key; default ``data/`` of the
+    repository).
     """
 
     autograde_timeout_s: float = 900.0
@@ -46,6 +48,7 @@ class GradeSettings:
     grader_memory_bytes: int = 6144 * MiB
     tries: int = 2
     public_fraction: float = 0.3
+    check_lanes: int = 2
     data_dir: Path = field(default_factory=lambda: REPO_ROOT / "data")
 
     @classmethod
@@ -64,6 +67,7 @@ class GradeSettings:
             "grader_memory_bytes": ("AUTOGRADER_GRADER_MEMORY_MB", int, MiB),
             "tries": ("AUTOGRADER_TRIES", int, 1),
             "public_fraction": ("AUTOGRADER_PUBLIC_FRACTION", float, 1),
+            "check_lanes": ("AUTOGRADER_CHECK_LANES", int, 1),
         }
         for name, (variable, kind, scale) in numbers.items():
             if env.get(variable):
@@ -76,6 +80,8 @@ class GradeSettings:
                 settings = replace(settings, **{name: value})
         if settings.tries < 1:
             raise AutograderError("AUTOGRADER_TRIES must be at least 1.")
+        if settings.check_lanes < 1:
+            raise AutograderError("AUTOGRADER_CHECK_LANES must be at least 1.")
         if not 0 <= settings.public_fraction < 1:
             raise AutograderError("AUTOGRADER_PUBLIC_FRACTION must be at least 0 and below 1.")
         if env.get("AUTOGRADER_DATA_DIR"):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from .. import course
 from ..core.records import GradeRecord, PartResult, Status, Verdict
 from ..core.text import clean_text
 from ..exercise_modules import exercise_code_module
-from ..sandbox import Sandbox, SandboxError, clear_user, log_tail, scrubbed_env, untrusted
+from ..sandbox import Outcome, Sandbox, SandboxError, clear_user, log_tail, scrubbed_env, untrusted
 from . import trusted
 from .diagnose import autograde_problem, load_notebook, notebook_results
 from .feedback import kept_feedback
@@ -265,26 +266,46 @@ def _probe_sandbox(workspace: Workspace, job: _Job, out: Path, *read_only: Path)
 def _trusted_verdicts(
     workspace: Workspace, job: _Job, submission: str
 ) -> tuple[dict[str, Verdict], ModelRun]:
-    """The verdict of every graded cell but the hidden one, and the model run (exercise_08)."""
+    """The verdict of every graded cell but the hidden one, and the model run (exercise_08).
+
+    The sandboxes (one per probe, one for the model) run ``settings.check_lanes`` at a time:
+    each waits on its own process, so a job's checks overlap instead of queueing behind each
+    other's start and end. Every verdict is decided afterwards in this thread, in the
+    notebook's order: a judge seeds torch's global generator, which threads would share.
+    """
     spec = workspace.spec
     verdicts: dict[str, Verdict] = {}
     job.files.mkdir(exist_ok=True)
-    model = ModelRun()
     digest = seed_digest(spec.grader_version, submission)
-    for notebook, cell, points in spec.cells:
-        if (notebook, cell) == spec.hidden_cell:
-            continue
-        seed = trusted.check_seed(workspace.key, digest, cell)
-        context = trusted.Context(spec.assignment, seed, spec.settings.data_dir)
-        if cell == getattr(workspace.verdicts, "MODEL_CHECK", None):
-            model = _run_model(workspace, job)
-            verdicts[cell] = _judge_model(workspace, model, cell, context, points)
-        elif cell in workspace.verdicts.JUDGES:
-            verdicts[cell] = _probe_and_judge(workspace, job, cell, context, points)
-        else:
-            verdicts[cell] = Verdict.of(
-                False, points, f"The grader has no trusted check for {cell}; ask your instructor."
+    model_cell = getattr(workspace.verdicts, "MODEL_CHECK", None)
+    graded = [c for c in spec.cells if (c[0], c[1]) != spec.hidden_cell]
+    with ThreadPoolExecutor(spec.settings.check_lanes, thread_name_prefix="check") as lanes:
+        runs = {}
+        for _, cell, _ in graded:
+            context = trusted.Context(
+                spec.assignment,
+                trusted.check_seed(workspace.key, digest, cell),
+                spec.settings.data_dir,
             )
+            if cell == model_cell:
+                runs[cell] = context, lanes.submit(_run_model, workspace, job)
+            elif cell in workspace.verdicts.JUDGES:
+                runs[cell] = context, lanes.submit(_run_probe, workspace, job, cell, context.seed)
+        model = ModelRun()
+        for _, cell, points in graded:
+            if cell not in runs:
+                verdicts[cell] = Verdict.of(
+                    False,
+                    points,
+                    f"The grader has no trusted check for {cell}; ask your instructor.",
+                )
+                continue
+            context, run = runs[cell]
+            if cell == model_cell:
+                model = run.result()
+                verdicts[cell] = _judge_model(workspace, model, cell, context, points)
+            else:
+                verdicts[cell] = _judge_probe(workspace, cell, run.result(), context, points)
     if spec.hidden_cell is not None and model.logits is None and not (model.rule or model.problem):
         model = _run_model(workspace, job)
     return verdicts, model
@@ -322,15 +343,28 @@ def _run_model(workspace: Workspace, job: _Job) -> ModelRun:
     )
 
 
-def _probe_and_judge(
-    workspace: Workspace, job: _Job, cell: str, context: trusted.Context, points: float
-) -> Verdict:
+def _run_probe(
+    workspace: Workspace, job: _Job, cell: str, seed: int
+) -> tuple[Outcome, Sandbox, Path]:
+    """``cell``'s probe in its own sandbox: (what happened, the sandbox, its output folder)."""
     out = job.output(cell)
     sandbox = _probe_sandbox(workspace, job, out)
-    args = trusted.probe_args(job.code, job.files, out, cell, context.seed)
+    args = trusted.probe_args(job.code, job.files, out, cell, seed)
     outcome = workspace.warm.run(
         "probe", args, sandbox, out, job.root / f"{cell}.log", trusted.probe_env(out)
     )
+    return outcome, sandbox, out
+
+
+def _judge_probe(
+    workspace: Workspace,
+    cell: str,
+    run: tuple[Outcome, Sandbox, Path],
+    context: trusted.Context,
+    points: float,
+) -> Verdict:
+    """The verdict of ``cell`` on what its probe's sandbox handed back (:func:`_run_probe`)."""
+    outcome, sandbox, out = run
     problem = trusted.probe_problem(outcome, cell, sandbox)
     if problem:
         return Verdict.of(False, points, clean_text(problem, 500), outcome.timed_out)
