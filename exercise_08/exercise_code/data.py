@@ -167,6 +167,6 @@ def load_split(name: str, data_dir: Path | None = None) -> MNISTSplit:
     data_dir = Path(data_dir or DATA_DIR).resolve()
     images, labels = _training_arrays(data_dir)
     indices = np.array(json.loads(split_file(data_dir, name).read_bytes()), dtype=np.int64)
-    x = torch.from_numpy(images[indices].astype(np.float32) / 255.0).unsqueeze(1)
+    x = torch.from_numpy(images[indices]).float().div_(255).unsqueeze(1)  # one float copy
     y = None if name == "unlabeled" else torch.from_numpy(labels[indices].astype(np.int64))
     return MNISTSplit(name, x, y)

@@ -41,13 +41,22 @@ class DataUnavailable(RuntimeError):
     """No source could provide the MNIST files; the message says what to do."""
 
 
+_DIGESTS: dict[tuple, str] = {}
+"""sha256 of files read by this process, by (path, inode, size, modification time in ns)."""
+
+
 def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of a file's bytes (a file unchanged since this process hashed it is not read
+    again: the notebook checks the 47 MB of training images more than once)."""
+    info = os.stat(path)
+    key = (os.path.abspath(path), info.st_ino, info.st_size, info.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 def atomic_write(path: Path, data: bytes) -> None:
