@@ -17,11 +17,13 @@ included; without cgroups, what the process and the children it waited for used)
    and the store and gradebook writes.
 3. **A batch** of ``--batch`` (24) submissions (reference copies and untouched student
    versions, the demo's kinds) at ``--jobs 1`` and ``--jobs 2``: submissions per minute next to
-   the limit the CPU allows (cores x 60 / CPU seconds of one further submission).
+   the limit the CPU allows (cores x 60 / CPU seconds of one further submission), and how busy
+   the cores were (the batch's CPU seconds / (cores x its wall time)). More sizes
+   (``--batch 24 96``) grade the larger ones at ``--jobs 2`` only.
 
 Usage (from the repository root, as root, after ``python -m autograder data``)::
 
-    python bench/bench_grading.py [--copies 5] [--batch 24] [--before COMMIT] [--skip-batch]
+    python bench/bench_grading.py [--copies 5] [--batch 24 [96]] [--before COMMIT] [--skip-batch]
         [--reference ZIP]
 """
 
@@ -343,7 +345,9 @@ def before_worktree(commit: str, root: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--copies", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=24)
+    parser.add_argument(
+        "--batch", type=int, nargs="+", default=[24], help="batch sizes (--jobs 1 for the first)"
+    )
     parser.add_argument("--before", help="also grade with the grade command of this commit")
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--skip-breakdown", action="store_true")
@@ -395,29 +399,32 @@ def main() -> None:
             for label, seconds in breakdown(fresh_copy(courses[1], scratch)):
                 print(f"  {seconds:6.2f}  {label}")
         if not args.skip_batch:
-            copies = max(args.batch - args.batch // 4, 1)
-            zips = {f"r{i:02d}": reference for i in range(copies)}
-            zips |= {f"u{i:02d}": untouched for i in range(args.batch - copies)}
-            template = make_course(scratch / "batch", zips)
-            limit = cores * 60 / further_cpu
             limits = {t: cores * 60 / further(figures[t], args.copies)[1] for t in figures}
-            print(
-                f"\n3. batch of {args.batch} ({copies} reference copies, "
-                f"{args.batch - copies} untouched); "
-                f"CPU limit {limit:.1f}/min ({cores} cores x 60 / {further_cpu:.1f} CPU s)",
-                flush=True,
-            )
-            runs = [("grade", REPO, 1), ("grade", REPO, 2)]
-            runs += [("before", before, 2)] if before is not None else []
-            for tool, repo, jobs in runs:
-                wall, cpu, points = batch(template, scratch, jobs, repo)
-                rate = args.batch * 60 / wall
+            for number, size in enumerate(args.batch):
+                copies = max(size - size // 4, 1)
+                zips = {f"r{i:02d}": reference for i in range(copies)}
+                zips |= {f"u{i:02d}": untouched for i in range(size - copies)}
+                template = make_course(scratch / f"batch-{size}", zips)
                 print(
-                    f"  {tool} --jobs {jobs}: {wall:.1f} s, {rate:.1f} submissions/min "
-                    f"({100 * rate / limits[tool]:.0f}% of its CPU limit), {cpu:.1f} CPU s, "
-                    f"{cpu / args.batch:.1f} CPU s each ({points})",
+                    f"\n3. batch of {size} ({copies} reference copies, {size - copies} "
+                    f"untouched); CPU limit {limits['grade']:.1f}/min ({cores} cores x 60 / "
+                    f"{further_cpu:.1f} CPU s of a further submission)",
                     flush=True,
                 )
+                runs = [("grade", REPO, 2)]
+                if number == 0:
+                    runs = [("grade", REPO, 1), *runs]
+                    runs += [("before", before, 2)] if before is not None else []
+                for tool, repo, jobs in runs:
+                    wall, cpu, points = batch(template, scratch, jobs, repo)
+                    rate = size * 60 / wall
+                    print(
+                        f"  {tool} --jobs {jobs}: {wall:.1f} s, {rate:.1f} submissions/min "
+                        f"({100 * rate / limits[tool]:.0f}% of its CPU limit), {cpu:.1f} CPU s, "
+                        f"{cpu / size:.1f} CPU s each, the cores busy "
+                        f"{100 * cpu / (cores * wall):.0f}% of the time ({points})",
+                        flush=True,
+                    )
         print(f"\nload {os.getloadavg()[0]:.1f} at the end")
     finally:
         if before is not None:
