@@ -21,6 +21,10 @@ included; without cgroups, what the process and the children it waited for used)
    the cores were (the batch's CPU seconds / (cores x its wall time)). More sizes
    (``--batch 24 96``) grade the larger ones at ``--jobs 2`` only.
 
+Run it on an idle machine. Where the kernel groups processes by session
+(``/proc/sys/kernel/sched_autogroup_enabled`` is 1), ``nice`` does not keep another session's
+work out of the way: give its group the lowest weight (``echo 19 > /proc/PID/autogroup``).
+
 Usage (from the repository root, as root, after ``python -m autograder data``)::
 
     python bench/bench_grading.py [--copies 5] [--batch 24 [96]] [--before COMMIT] [--skip-batch]
