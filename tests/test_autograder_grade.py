@@ -286,7 +286,6 @@ def test_a_submissions_sandboxes_run_in_lanes_and_its_verdicts_stay_the_same(
     """``check_lanes`` sandboxes of one submission's checks run at once; every verdict is still
     decided in one thread (judges seed torch's global generator), so the record is the same
     as with one lane."""
-    import threading
     from dataclasses import replace
 
     from autograder.engine import grading_spec
@@ -298,22 +297,8 @@ def test_a_submissions_sandboxes_run_in_lanes_and_its_verdicts_stay_the_same(
     for lanes in (1, 3):
         settings = replace(_settings(prepared_data_dir), check_lanes=lanes)
         workspace = Workspace.prepare(grading_spec(standin_course, "exercise_08", settings))
-        lock, running, peak = threading.Lock(), [0], [0]
-        run = workspace.warm.run
-
-        def counted(payload, *args, _run=run, **kwargs):
-            if payload == "notebook":  # its own thread beside the checks, not a lane
-                return _run(payload, *args, **kwargs)
-            with lock:
-                running[0] += 1
-                peak[0] = max(peak[0], running[0])
-            try:
-                return _run(payload, *args, **kwargs)
-            finally:
-                with lock:
-                    running[0] -= 1
-
-        workspace.warm.run = counted
+        counter = _SandboxCounter(workspace.warm.run)
+        workspace.warm.run = counter.run
         try:
             with reserved_uids(1) as (uid,):
                 records = [
@@ -328,8 +313,30 @@ def test_a_submissions_sandboxes_run_in_lanes_and_its_verdicts_stay_the_same(
         finally:
             workspace.close()
         parts = [[(p.item, p.score, p.reason) for p in r.details] for r in records]
-        outcomes[lanes] = peak[0], parts
+        outcomes[lanes] = counter.peak, parts
     assert outcomes[1][0] == 1 and outcomes[3][0] >= 2
     assert outcomes[1][1] == outcomes[3][1]
     good, broken = outcomes[3][1]
     assert sum(score for _, score, _ in good) > sum(score for _, score, _ in broken)
+
+
+class _SandboxCounter:
+    """Wraps ``WarmParent.run``: the most check sandboxes (not the notebook run) at once."""
+
+    def __init__(self, run) -> None:
+        import threading
+
+        self._run, self._lock = run, threading.Lock()
+        self.running = self.peak = 0
+
+    def run(self, payload, *args, **kwargs):
+        if payload == "notebook":  # its own thread beside the checks, not a lane
+            return self._run(payload, *args, **kwargs)
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            return self._run(payload, *args, **kwargs)
+        finally:
+            with self._lock:
+                self.running -= 1
