@@ -72,7 +72,9 @@ def grade(
             specs.append(grading_spec(course_dir, assignment, settings))
             return specs
 
-        with grading_client(scheduler, jobs, settings, dashboard, prepare) as client:
+        with grading_client(
+            scheduler, jobs, settings, dashboard, prepare, share_warm_parent=True
+        ) as client:
             (spec,) = specs
             restrict(course_dir, settings.data_dir)
             store = Store.for_course(course_dir, database)

@@ -23,6 +23,7 @@ from standin_course import grade_settings as _settings
 
 from autograder import course
 from autograder.core.records import Status
+from autograder.engine import grading_client, grading_spec
 from autograder.grade import grade
 from autograder.results import read_results
 from autograder.store import Store
@@ -222,6 +223,35 @@ def test_a_submission_that_takes_its_worker_down_every_time_ends_as_one_error_ro
     assert "stopped the grading process 2 times" in crasher.record["message"]
     assert not crasher.record.get("retryable")
     assert _totals(standin_course) == {"crasher": 0.0, "good": 100.0, "untouched": 0.0}
+
+
+def test_the_embedded_clusters_workers_fork_from_one_warm_parent_of_the_grader(
+    standin_course, models, prepared_data_dir
+):
+    """One warm parent per machine (torch and the rest imported once, not once per worker),
+    owned by the grading process itself: a worker that dies takes only its own jobs with it."""
+    _collect_kinds(standin_course, models, prepared_data_dir, ["good"])
+    settings = _settings(prepared_data_dir)
+    spec = grading_spec(standin_course, "exercise_08", settings)
+    with grading_client(None, 2, settings, prepare=[spec], share_warm_parent=True) as client:
+        client.wait_for_workers(2, timeout=120)
+        pids = client.run(lambda dask_worker: _warm_parent_pid(dask_worker, spec))
+        assert len(pids) == 2 and len(set(pids.values())) == 1, pids
+        (pid,) = set(pids.values())
+        assert _parent_of(pid) == os.getpid()  # the grader's, not a worker's
+    assert not Path(f"/proc/{pid}").exists()  # stopped with the cluster
+
+
+def _warm_parent_pid(dask_worker, spec) -> int | None:
+    from autograder.engine.plugin import PLUGIN_NAME
+
+    warm = dask_worker.plugins[PLUGIN_NAME].workspace(spec).warm
+    warm.ready.wait(120)
+    return warm.pid
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_the_same_batch_gives_the_same_rows_on_sqlite_and_on_a_real_postgresql(

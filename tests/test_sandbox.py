@@ -36,6 +36,7 @@ from autograder.sandbox import (
 )
 from autograder.sandbox.isolate import SCRATCH_DIRS
 
+ROOT = Path(__file__).resolve().parents[1]
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="full isolation needs root")
 CGROUPS = pytest.mark.skipif(
     not support().cgroups.used(), reason="no usable cgroup hierarchy on this machine"
@@ -469,6 +470,112 @@ def test_a_payload_cannot_answer_in_the_warm_parents_place(open_tmp):
     finally:
         warm.close()
     assert outcome.returncode == 3 and outcome.seconds >= 2.5
+
+
+SLOW_OR_QUICK_PROBE = (
+    "import time\n"
+    "def run(check, seed, files):\n"
+    "    if check == 'slow':\n"
+    "        time.sleep(120)\n"
+    "    return {'check': check}\n"
+)
+
+
+def _probe(warm: WarmParent, folder: Path, check: str, uid: int) -> int:
+    out = _work(_mkdir(folder / f"{check}-{time.monotonic_ns()}"), uid)
+    args = {"code": str(folder), "files": "", "out": str(out), "check": check, "seed": 1}
+    sandbox = Sandbox(180, 2**31, uid=uid)
+    return warm.run("probe", args, sandbox, out, out.parent / "log", {}).returncode
+
+
+@ROOT_ONLY
+def test_a_shared_warm_parent_serves_other_processes_and_a_killed_one_loses_only_its_jobs(
+    open_tmp,
+):
+    """Workers attach to one warm parent; when one is killed (its connection ends), the jobs it
+    started are killed and the other worker's go on."""
+    (open_tmp / "probes.py").write_text(SLOW_OR_QUICK_PROBE)
+    owner = WarmParent({"modules": {"probes": str(open_tmp / "probes.py")}}, shared=True)
+    owner.start()
+    staying = WarmParent.attach(owner.address)
+    killed = None
+    try:
+        with reserved_uids(2) as (uid, other_uid):
+            out = _work(_mkdir(open_tmp / "slow"), uid)
+            killed = subprocess.Popen(
+                [sys.executable, "-c", SLOW_JOB_OF_A_WORKER, owner.address, str(open_tmp)]
+                + [str(out), str(uid)],
+                cwd=ROOT,
+            )
+            assert wait_for(lambda: processes_of(uid), 60), "the slow job did not start"
+            assert _probe(staying, open_tmp, "quick", other_uid) == 0
+            assert staying.pid == owner.pid  # one warm parent for all
+            killed.kill()
+            killed.wait(10)
+            assert wait_for(lambda: not processes_of(uid), 5), "a killed worker's job lives on"
+            assert _probe(staying, open_tmp, "quick", other_uid) == 0
+            assert owner.process.poll() is None
+    finally:
+        if killed is not None and killed.poll() is None:
+            killed.kill()
+        staying.close()
+        owner.close()
+
+
+SLOW_JOB_OF_A_WORKER = """
+import sys
+from pathlib import Path
+from autograder.sandbox import Sandbox, WarmParent
+address, folder, out, uid = sys.argv[1:]
+args = {"code": folder, "files": "", "out": out, "check": "slow", "seed": 1}
+warm = WarmParent.attach(address)
+warm.run("probe", args, Sandbox(180, 2**31, uid=int(uid)), Path(out), Path(out).parent / "log", {})
+"""
+
+
+@ROOT_ONLY
+def test_only_the_graders_own_user_may_fork_from_a_shared_warm_parent(open_tmp, slot):
+    """Its socket sits in a folder only root may enter; and even with that folder opened, a
+    process of another user id is turned away without an answer."""
+    (open_tmp / "probes.py").write_text(SLOW_OR_QUICK_PROBE)
+    owner = WarmParent({"modules": {"probes": str(open_tmp / "probes.py")}}, shared=True)
+    owner.start()
+    try:
+        assert owner.ready.wait(60)
+        folder = Path(owner.address).parent
+        assert (folder.stat().st_mode & 0o777, folder.stat().st_uid) == (0o700, 0)
+        assert Path(owner.address).stat().st_mode & 0o777 == 0o600
+        folder.chmod(0o711)  # the outer door opened: the inner one must hold
+        Path(owner.address).chmod(0o666)
+        answer = subprocess.run(
+            [sys.executable, "-c", CONNECT_AS_ANOTHER_USER, owner.address, str(slot)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert answer.stdout.strip() == "connected, answer: b''", answer.stdout + answer.stderr
+        assert _probe(WarmParent.attach(owner.address), open_tmp, "quick", slot) == 0
+    finally:
+        owner.close()
+
+
+CONNECT_AS_ANOTHER_USER = """
+import os, socket, sys
+os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[2]))
+connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+connection.settimeout(30)
+connection.connect(sys.argv[1])
+print("connected, answer:", connection.recv(100))
+"""
+
+
+def wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 # ----------------------------------------------------------------------------- reading job output

@@ -1,8 +1,10 @@
 """The grading engine on dask.distributed: one task is one submission.
 
 - :mod:`.cluster`: :func:`grading_client`, an embedded ``LocalCluster`` (N worker processes,
-  one thread and one ``grader`` resource each) or an existing scheduler, with Dask's own limits
-  on retries (``distributed.scheduler.allowed-failures``);
+  one thread and one ``grader`` resource each, forked from one server that imported torch and
+  the grading code; for ``grade`` they share one warm parent, owned by its process) or an
+  existing scheduler, with Dask's own limits on retries
+  (``distributed.scheduler.allowed-failures``);
 - :mod:`.plugin`: :class:`GradingPlugin`, the per-worker state through Dask's ``WorkerPlugin``
   (a sandbox slot reserved on the worker's host, a prepared workspace with its warm parent);
 - :mod:`.tasks`: :func:`grade_task`, what runs on a worker: claim the row, grade, store the

@@ -5,7 +5,9 @@
 workspaces (:class:`~autograder.grading.Workspace`: the warm parent, the model images, ...) are
 prepared as the worker starts for the specs the plugin was made with (in a thread: the worker
 takes tasks meanwhile, and the first waits for its workspace), else by the first task of each
-spec, and kept; ``teardown`` closes them and frees the slot.
+spec, and kept; ``teardown`` closes them and frees the slot. Where the grading process shares
+its warm parents (an embedded cluster, :func:`~.cluster.grading_client`), ``warm_addresses``
+says where each spec's is, and the worker's payloads fork from it.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ class GradingPlugin(WorkerPlugin):
     name = PLUGIN_NAME
     idempotent = True
 
-    def __init__(self, prepare: Iterable[GradingSpec] = ()) -> None:
+    def __init__(
+        self, prepare: Iterable[GradingSpec] = (), warm_addresses: dict | None = None
+    ) -> None:
         self.prepare = tuple(prepare)[:KEEP_WORKSPACES]
+        self.warm_addresses: dict[GradingSpec, str] = dict(warm_addresses or {})
 
     def setup(self, worker) -> None:
         self._stack = ExitStack()
@@ -43,7 +48,10 @@ class GradingPlugin(WorkerPlugin):
         self._preparing: dict[GradingSpec, Future] = {}
         if self.prepare:
             executor = ThreadPoolExecutor(1, thread_name_prefix="prepare-workspace")
-            self._preparing = {s: executor.submit(Workspace.prepare, s) for s in self.prepare}
+            self._preparing = {
+                s: executor.submit(Workspace.prepare, s, self.warm_addresses.get(s))
+                for s in self.prepare
+            }
             executor.shutdown(wait=False)
         logger.info("grading worker %s holds sandbox uid %s", worker.address, self.uid)
 
@@ -69,5 +77,5 @@ class GradingPlugin(WorkerPlugin):
             while len(self._workspaces) >= KEEP_WORKSPACES:
                 oldest = next(iter(self._workspaces))
                 self._workspaces.pop(oldest).close()
-            self._workspaces[spec] = Workspace.prepare(spec)
+            self._workspaces[spec] = Workspace.prepare(spec, self.warm_addresses.get(spec))
         return self._workspaces[spec]

@@ -61,8 +61,11 @@ class Workspace:
     jobs: itertools.count = field(default_factory=itertools.count)
 
     @classmethod
-    def prepare(cls, spec: GradingSpec) -> Workspace:
-        """Prepare ``spec`` (raises ``AutograderError`` when the data or release is missing)."""
+    def prepare(cls, spec: GradingSpec, warm_address: str | None = None) -> Workspace:
+        """Prepare ``spec`` (raises ``AutograderError`` when the data or release is missing).
+
+        With ``warm_address`` its payloads fork from that shared warm parent of this machine
+        (:meth:`WarmParent.attach`) instead of one of its own."""
         course.REPO_ROOT = spec.repo_root
         restrict(spec.course_dir, spec.settings.data_dir)
         remove_stale_runs()
@@ -74,9 +77,14 @@ class Workspace:
         key = course_key(spec.settings.data_dir)
         temp_root = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
         temp_root.chmod(0o711)
-        warm = WarmParent(preload(spec.assignment))
+        warm = (
+            WarmParent.attach(warm_address)
+            if warm_address
+            else WarmParent(preload(spec.assignment))
+        )
         try:
-            warm.start()
+            if not warm_address:
+                warm.start()
             template_db = temp_root / "template.db"
             make_template_gradebook(spec.course_dir / "gradebook.db", template_db, spec.assignment)
             workspace = cls(

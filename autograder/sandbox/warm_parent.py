@@ -1,18 +1,22 @@
 """The grader's side of the warm parent (:mod:`autograder.sandbox.zygote`): start it, ask it to
 fork isolated payloads, wait for them with the same limits and kill as every sandboxed job.
 
-One :class:`WarmParent` serves all threads of a ``grade`` run; it starts on first use (or early,
-with :meth:`WarmParent.start`, so that torch is imported while the first notebook runs) and
-stops with :meth:`WarmParent.close`.
+One :class:`WarmParent` serves all threads of a grading process; it starts on first use (or
+early, with :meth:`WarmParent.start`, so that torch is imported while the first notebook runs)
+and stops with :meth:`WarmParent.close`. Started with ``shared=True`` it also listens on
+:attr:`WarmParent.address`, and the other grading processes of the machine use it through
+:meth:`WarmParent.attach` instead of importing torch and the rest once more each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import queue
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +39,9 @@ from .run import (
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
 HOME_PREFIX = "autograder-zygote-"
+SOCKET_NAME = "zygote.sock"
 START_TIMEOUT_S = 120
+ATTACH_TIMEOUT_S = 10
 
 
 class WarmParentError(RuntimeError):
@@ -49,9 +55,14 @@ class WarmParent:
     "imports": [module names]}`` (see :func:`autograder.sandbox.worker.preload`).
     """
 
-    def __init__(self, preload: dict) -> None:
+    def __init__(self, preload: dict, shared: bool = False) -> None:
         self.preload = preload
+        self.shared = shared
         self.process: subprocess.Popen | None = None
+        self.connection: socket.socket | None = None
+        """Set instead of :attr:`process` when attached to another process's warm parent."""
+        self.pid: int | None = None
+        """The zygote's process id (its ``ready`` answer says it)."""
         self.home: str | None = None
         self.lock = threading.Lock()
         self.ready = threading.Event()
@@ -77,14 +88,47 @@ class WarmParent:
                 cwd=self.home,
                 start_new_session=True,
             )
-            self.process.stdin.write((json.dumps(self.preload) + "\n").encode())
+            config = dict(self.preload)
+            if self.shared:
+                config["listen"] = self.address
+            self.process.stdin.write((json.dumps(config) + "\n").encode())
             self.process.stdin.flush()
-            threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+            threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
 
-    def _read(self, process: subprocess.Popen) -> None:
-        for line in process.stdout:
+    @property
+    def address(self) -> str | None:
+        """The socket other grading processes attach to (``shared=True`` only)."""
+        return str(Path(self.home, SOCKET_NAME)) if self.shared and self.home else None
+
+    @classmethod
+    def attach(cls, address: str) -> WarmParent:
+        """A client of the shared warm parent listening on ``address`` (:attr:`address`);
+        raises ``WarmParentError`` when it cannot be reached. Closing it ends only this
+        connection (and kills the children it started)."""
+        warm = cls({})
+        deadline = time.monotonic() + ATTACH_TIMEOUT_S
+        while True:  # its owner may have started it a moment ago: the socket comes first
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                connection.connect(address)
+                break
+            except OSError as error:
+                connection.close()
+                if time.monotonic() > deadline:
+                    raise WarmParentError(
+                        f"The shared warm parent at {address} is not there ({error})."
+                    ) from None
+                time.sleep(0.05)
+        warm.connection = connection
+        reader = connection.makefile("rb")
+        threading.Thread(target=warm._read, args=(reader,), daemon=True).start()
+        return warm
+
+    def _read(self, stream) -> None:
+        for line in stream:
             message = json.loads(line)
             if message.get("ready"):
+                self.pid = message.get("pid")
                 self.ready.set()
             elif message.get("id") in self.answers:
                 self.answers[message["id"]].put(message)
@@ -94,10 +138,17 @@ class WarmParent:
             answers.put({"exit": None})
 
     def _send(self, message: dict) -> None:
+        line = (json.dumps(message) + "\n").encode()
         with self.lock:
+            if self.connection is not None:
+                try:
+                    self.connection.sendall(line)
+                except OSError:
+                    raise WarmParentError("The shared warm parent is not running.") from None
+                return
             if self.process is None or self.process.poll() is not None:
                 raise WarmParentError("The warm parent is not running.")
-            self.process.stdin.write((json.dumps(message) + "\n").encode())
+            self.process.stdin.write(line)
             self.process.stdin.flush()
 
     def run(
@@ -107,7 +158,8 @@ class WarmParent:
         what happened. The job is killed (its cgroup, or its process group) when it ends, runs
         out of time, over its disk quota or (without a memory cgroup) over its memory; the
         warm parent's own memory, which the child shares when it starts, is not charged."""
-        self.start()
+        if self.connection is None:
+            self.start()
         if not self.ready.wait(START_TIMEOUT_S) or self.failure:
             raise WarmParentError(f"The warm parent did not start ({self.failure or 'timeout'}).")
         number = next(self.ids)
@@ -137,8 +189,7 @@ class WarmParent:
                         break
                     continue
                 if "pid" in message and watch.watchdog is None:
-                    parent = self.process.pid if self.process else None
-                    watch.watchdog = memory_watchdog(sandbox, message["pid"], parent)
+                    watch.watchdog = memory_watchdog(sandbox, message["pid"], self.pid)
                 if "exit" in message:
                     code = message["exit"]
                     break
@@ -177,8 +228,16 @@ class WarmParent:
             return None
 
     def close(self) -> None:
-        """Stop the zygote (its children are killed with it)."""
+        """Stop the zygote (its children are killed with it), or end this connection to a
+        shared one (the children it started are killed)."""
         with self.lock:
+            if self.connection is not None:
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                self.connection.close()
+                self.connection = None
+                self.failure = "closed"
+                return
             process, self.process = self.process, None
             if process is not None:
                 process.stdin.close()

@@ -61,7 +61,21 @@ NOTEBOOK_IMPORTS = (
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
     "ipykernel.zmqshell",
+    "ipykernel.debugger",  # the kernel's traits resolve its class at start
+    "ipykernel.kernelspec",
     "IPython",
+    "IPython.core.completerlib",
+    "IPython.core.debugger",
+    "IPython.core.magics.pylab",
+    "IPython.core.oinspect",
+    "IPython.extensions.autoreload",
+    "IPython.extensions.storemagic",
+    "stack_data",  # formats a traceback in a notebook
+    "pdb",
+    "psutil",  # the kernel's list of its addresses
+    "sqlite3",
+    "sqlalchemy.dialects.sqlite",  # nbgrader's gradebook
+    "tornado.platform.asyncio",
     "matplotlib",
     "matplotlib.pyplot",
     "matplotlib_inline.backend_inline",
@@ -92,8 +106,10 @@ def _warm_up_model_loading(rules) -> None:
     does) then aborts in ``at::set_num_threads`` ("Invalid thread pool!").
     """
     import sympy  # noqa: F401
+    import sympy.tensor.tensor  # noqa: F401  (sympy's Add imports it on first use)
     import torch._dynamo  # noqa: F401
     import torch._export.serde.serialize  # noqa: F401
+    import torch._inductor.sizevars  # noqa: F401  (the deserializer's ShapeEnv)
     import torch.export._trace  # noqa: F401  (the deserializer imports it on first use)
     import torch.export.pt2_archive._package  # noqa: F401
     import torch.fx.experimental.symbolic_shapes  # noqa: F401

@@ -13,9 +13,15 @@ JSON (what to preload, see :func:`autograder.sandbox.worker.preload`), imports t
 
 Protocol (one JSON object per line). Requests: ``{"id": N, "spec": {...}, "payload": NAME,
 "args": {...}, "log": PATH}`` starts a child; ``{"kill": N}`` kills child N if it still runs.
-Answers: ``{"id": N, "pid": PID}`` when child N started, ``{"id": N, "exit": CODE}`` when it
-ended (it is reaped only then, so its pid cannot be reused before). End of input: every child
-is killed and the process exits.
+Answers: ``{"ready": true, "pid": PID}`` once the imports are done, ``{"id": N, "pid": PID}``
+when child N started, ``{"id": N, "exit": CODE}`` when it ended (it is reaped only then, so its
+pid cannot be reused before).
+
+Channels: the owner talks over stdin and stdout; end of stdin kills every child and ends the
+process. With ``"listen": PATH`` in the first line, the other grading workers of the machine
+connect to the Unix socket PATH (in the owner's private folder; a peer of another user id is
+turned away) and talk the same protocol, ids counted per connection; when a connection ends,
+its children are killed and the others go on.
 """
 
 import gc
@@ -23,6 +29,8 @@ import json
 import os
 import selectors
 import signal
+import socket
+import struct
 import sys
 import tempfile
 
@@ -34,8 +42,21 @@ import worker  # noqa: E402
 MAX_FD = 65536
 
 
-def _send(message: dict) -> None:
-    os.write(1, (json.dumps(message) + "\n").encode())
+class _Channel:
+    """One client: where its requests come from and its answers go, its unread bytes."""
+
+    def __init__(self, read_fd: int, write_fd: int, connection: socket.socket | None = None):
+        self.read_fd, self.write_fd, self.connection = read_fd, write_fd, connection
+        self.pending = b""
+        self.open = True
+
+    def send(self, message: dict) -> None:
+        if not self.open:
+            return
+        try:
+            os.write(self.write_fd, (json.dumps(message) + "\n").encode())
+        except OSError:  # the client is gone: its end of file follows
+            self.open = False
 
 
 def _child(request: dict) -> None:
@@ -68,7 +89,14 @@ def _child(request: dict) -> None:
 
 
 def serve() -> None:
-    worker.preload(json.loads(sys.stdin.readline()))
+    config = json.loads(sys.stdin.readline())
+    listener = None
+    if config.get("listen"):  # at once: a client's connection waits until the imports are done
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(config["listen"])
+        os.chmod(config["listen"], 0o600)
+        listener.listen(64)
+    worker.preload(config)
     # What is imported now is shared with every child until written to; a collection in a
     # child would write to all of it (CPython keeps its GC state in each object): frozen
     # objects are never collected, so children copy only what they change.
@@ -78,50 +106,84 @@ def serve() -> None:
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    children: dict[int, int] = {}
+    children: dict[int, tuple[_Channel, int]] = {}
     selector = selectors.DefaultSelector()
-    selector.register(0, selectors.EVENT_READ)
-    selector.register(wake_read, selectors.EVENT_READ)
-    _send({"ready": True})
-    pending = b""
+    owner = _Channel(0, 1)
+    selector.register(0, selectors.EVENT_READ, owner)
+    selector.register(wake_read, selectors.EVENT_READ, "wake")
+    if listener is not None:
+        selector.register(listener, selectors.EVENT_READ, listener)
+    owner.send({"ready": True, "pid": os.getpid()})
     while True:
         for key, _ in selector.select():
-            if key.fd == wake_read:
+            if key.data == "wake":
                 os.read(wake_read, 4096)
                 _reap(children)
-                continue
-            data = os.read(0, 1 << 16)
-            if not data:
-                for pid in children:
-                    os.kill(pid, signal.SIGKILL)
-                os._exit(0)  # at once: finalizing an interpreter with torch loaded takes seconds
-            pending += data
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                _handle(json.loads(line), children)
+            elif isinstance(key.data, socket.socket):
+                _accept(key.data, selector)
+            else:
+                _receive(key.data, owner, children, selector)
 
 
-def _handle(request: dict, children: dict[int, int]) -> None:
+def _accept(listener: socket.socket, selector: selectors.BaseSelector) -> None:
+    connection, _ = listener.accept()
+    credentials = connection.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
+    )
+    _, uid, _ = struct.unpack("3i", credentials)
+    if uid != os.geteuid():  # only the grader's own processes fork from here
+        connection.close()
+        return
+    channel = _Channel(connection.fileno(), connection.fileno(), connection)
+    selector.register(connection, selectors.EVENT_READ, channel)
+    channel.send({"ready": True, "pid": os.getpid()})
+
+
+def _receive(channel: _Channel, owner: _Channel, children: dict, selector) -> None:
+    try:
+        data = os.read(channel.read_fd, 1 << 16)
+    except OSError:
+        data = b""
+    if not data:
+        mine = [
+            pid for pid, (holder, _) in children.items() if holder is channel or channel is owner
+        ]
+        for pid in mine:
+            os.kill(pid, signal.SIGKILL)
+        if channel is owner:
+            os._exit(0)  # at once: finalizing an interpreter with torch loaded takes seconds
+        channel.open = False
+        selector.unregister(channel.connection)
+        channel.connection.close()
+        return
+    channel.pending += data
+    while b"\n" in channel.pending:
+        line, channel.pending = channel.pending.split(b"\n", 1)
+        _handle(json.loads(line), channel, children)
+
+
+def _handle(request: dict, channel: _Channel, children: dict) -> None:
     if "kill" in request:
-        for pid, number in children.items():
-            if number == request["kill"]:
+        for pid, (holder, number) in children.items():
+            if holder is channel and number == request["kill"]:
                 os.kill(pid, signal.SIGKILL)
         return
     pid = os.fork()
     if pid == 0:
         _child(request)
-    children[pid] = request["id"]
-    _send({"id": request["id"], "pid": pid})
+    children[pid] = (channel, request["id"])
+    channel.send({"id": request["id"], "pid": pid})
 
 
-def _reap(children: dict[int, int]) -> None:
+def _reap(children: dict) -> None:
     while children:
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
             return
-        number = children.pop(pid, None)
-        if number is not None:
-            _send({"id": number, "exit": os.waitstatus_to_exitcode(status)})
+        holder = children.pop(pid, None)
+        if holder is not None:
+            channel, number = holder
+            channel.send({"id": number, "exit": os.waitstatus_to_exitcode(status)})
 
 
 if __name__ == "__main__":
