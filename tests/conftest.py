@@ -9,7 +9,12 @@ from pathlib import Path
 # kernels and sandboxes started by the tests inherit it).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest
+import hostile_code  # noqa: E402
+import pytest  # noqa: E402
+
+# The grader's secret the hostile corpus looks for, in this process's environment from the
+# start: the grading workers fork from a server started by the first test that grades.
+os.environ["AUTOGRADER_CORPUS_SECRET"] = hostile_code.GRADER_SECRET
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"

@@ -362,7 +362,11 @@ def test_an_embedded_clusters_workers_run_nicer_than_the_web_process(server):
     import psutil
 
     web = psutil.Process(server.pid)
-    workers = [p for p in web.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    # Dask's worker processes and the server they fork from (multiprocessing's forkserver)
+    starts = ("spawn_main", "multiprocessing.forkserver")
+    workers = [
+        p for p in web.children(recursive=True) if any(s in str(p.cmdline()) for s in starts)
+    ]
     assert workers, [p.cmdline() for p in web.children(recursive=True)]
     assert web.nice() == psutil.Process().nice()  # the web process's main thread: unchanged
     for worker in workers:
