@@ -21,14 +21,16 @@ included; without cgroups, what the process and the children it waited for used)
    the cores were (the batch's CPU seconds / (cores x its wall time)). More sizes
    (``--batch 24 96``) grade the larger ones at ``--jobs 2`` only.
 
-Run it on an idle machine. Where the kernel groups processes by session
-(``/proc/sys/kernel/sched_autogroup_enabled`` is 1), ``nice`` does not keep another session's
-work out of the way: give its group the lowest weight (``echo 19 > /proc/PID/autogroup``).
+Run it on an idle machine; on a shared virtual machine, whose speed can change by a quarter from
+one minute to the next, with ``--repeat 2`` or more (the run of least wall time counts). Where
+the kernel groups processes by session (``/proc/sys/kernel/sched_autogroup_enabled`` is 1),
+``nice`` does not keep another session's work out of the way: give its group the lowest weight
+(``echo 19 > /proc/PID/autogroup``).
 
 Usage (from the repository root, as root, after ``python -m autograder data``)::
 
     python bench/bench_grading.py [--copies 5] [--batch 24 [96]] [--before COMMIT] [--skip-batch]
-        [--reference ZIP]
+        [--reference ZIP] [--repeat N]
 """
 
 from __future__ import annotations
@@ -154,13 +156,17 @@ def nbgrader_points(course_dir: Path) -> str:
 # ----------------------------------------------------------------------------- 1. per submission
 
 
-def per_submission(courses: dict[int, Path], scratch: Path, before: Path | None) -> dict:
-    """Wall and CPU seconds of each tool on each course, alternating the tools."""
+def per_submission(
+    courses: dict[int, Path], scratch: Path, before: Path | None, repeat: int = 1
+) -> dict:
+    """Wall and CPU seconds of each tool on each course, alternating the tools; with
+    ``repeat`` rounds, the round of least wall time counts for each tool and course."""
     tools = {"nbgrader": None, "grade": REPO}
     if before is not None:
         tools["before"] = before
     figures: dict[str, dict[int, tuple[float, float, str]]] = {t: {} for t in tools}
-    for count, template in courses.items():
+    rounds = [(count, template) for _ in range(repeat) for count, template in courses.items()]
+    for count, template in rounds:
         for tool, repo in tools.items():
             copy = fresh_copy(template, scratch)
             if tool == "nbgrader":
@@ -172,7 +178,8 @@ def per_submission(courses: dict[int, Path], scratch: Path, before: Path | None)
                 env = {"PYTHONPATH": str(repo)}
                 wall, cpu = timed_process(grade_command(repo, copy), repo, env)
                 points = grade_points(copy)
-            figures[tool][count] = (wall, cpu, points)
+            if count not in figures[tool] or wall < figures[tool][count][0]:
+                figures[tool][count] = (wall, cpu, points)
             cells = _cell_seconds(copy / "autograded" / "s00" / ASSIGNMENT / "autoencoder.ipynb")
             print(
                 f"  {tool:9s} {count} submission(s): {wall:6.1f} s wall, {cpu:6.1f} s CPU "
@@ -321,12 +328,23 @@ def _cell_seconds(notebook_path: Path) -> dict[str, float]:
 # ----------------------------------------------------------------------------- 3. batch
 
 
-def batch(template: Path, scratch: Path, jobs: int, repo: Path = REPO) -> tuple[float, float, str]:
-    copy = fresh_copy(template, scratch)
-    wall, cpu = timed_process(grade_command(repo, copy, jobs), repo, {"PYTHONPATH": str(repo)})
-    points = grade_points(copy)
-    shutil.rmtree(copy.parent, ignore_errors=True)
-    return wall, cpu, points
+def batch(
+    template: Path, scratch: Path, jobs: int, repo: Path = REPO, repeat: int = 1
+) -> tuple[float, float, str]:
+    """``grade --jobs jobs`` of a fresh copy of ``template``: the run of least wall time of
+    ``repeat``."""
+    best = None
+    for _ in range(repeat):
+        copy = fresh_copy(template, scratch)
+        env = {"PYTHONPATH": str(repo)}
+        wall, cpu = timed_process(grade_command(repo, copy, jobs), repo, env)
+        points = grade_points(copy)
+        shutil.rmtree(copy.parent, ignore_errors=True)
+        if repeat > 1:
+            print(f"    a run: {wall:.1f} s, {cpu:.1f} CPU s ({points})", flush=True)
+        if best is None or wall < best[0]:
+            best = (wall, cpu, points)
+    return best
 
 
 # ----------------------------------------------------------------------------- main
@@ -353,6 +371,12 @@ def main() -> None:
         "--batch", type=int, nargs="+", default=[24], help="batch sizes (--jobs 1 for the first)"
     )
     parser.add_argument("--before", help="also grade with the grade command of this commit")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of each measurement; the least wall time counts (for a noisy machine)",
+    )
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--skip-breakdown", action="store_true")
     parser.add_argument(
@@ -380,7 +404,7 @@ def main() -> None:
             before = before_worktree(args.before, scratch)
             print(f"before: {args.before} in {before}", flush=True)
         print("1. per submission (whole processes, fresh course copies)", flush=True)
-        figures = per_submission(courses, scratch, before)
+        figures = per_submission(courses, scratch, before, args.repeat)
         nb_wall, nb_cpu = further(figures["nbgrader"], args.copies)
         rows = [("nbgrader", nb_wall, nb_cpu, figures["nbgrader"][1][:2])]
         for tool in [t for t in figures if t != "nbgrader"]:
@@ -420,7 +444,7 @@ def main() -> None:
                     runs = [("grade", REPO, 1), *runs]
                     runs += [("before", before, 2)] if before is not None else []
                 for tool, repo, jobs in runs:
-                    wall, cpu, points = batch(template, scratch, jobs, repo)
+                    wall, cpu, points = batch(template, scratch, jobs, repo, args.repeat)
                     rate = size * 60 / wall
                     print(
                         f"  {tool} --jobs {jobs}: {wall:.1f} s, {rate:.1f} submissions/min "
