@@ -472,6 +472,31 @@ def test_a_payload_cannot_answer_in_the_warm_parents_place(open_tmp):
     assert outcome.returncode == 3 and outcome.seconds >= 2.5
 
 
+def _huge_pages_collapsible() -> bool:
+    """Transparent huge pages on, and a kernel with ``MADV_COLLAPSE`` (6.1)."""
+    try:
+        setting = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return False
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    return "[never]" not in setting and (major, minor) >= (6, 1)
+
+
+@pytest.mark.skipif(not _huge_pages_collapsible(), reason="no transparent huge pages to use")
+def test_the_warm_parents_memory_sits_in_huge_pages_so_each_fork_copies_little(open_tmp):
+    (open_tmp / "probes.py").write_text(SLOW_OR_QUICK_PROBE)
+    warm = WarmParent({"modules": {"probes": str(open_tmp / "probes.py")}})
+    warm.start()
+    try:
+        assert warm.ready.wait(120)
+        rollup = Path(f"/proc/{warm.pid}/smaps_rollup").read_text().split()
+        anonymous = int(rollup[rollup.index("Anonymous:") + 1])
+        huge = int(rollup[rollup.index("AnonHugePages:") + 1])
+    finally:
+        warm.close()
+    assert huge > anonymous / 2, (huge, anonymous)  # kB: torch's and Python's imports
+
+
 SLOW_OR_QUICK_PROBE = (
     "import time\n"
     "def run(check, seed, files):\n"
