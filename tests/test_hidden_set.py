@@ -190,10 +190,14 @@ def test_memorizing_an_official_image_does_not_help_with_its_hidden_copy(prepare
     )
     memorized = order % 2 == 0
     lookup = public_test_lookup(images[::2], labels[::2])
-    gain = accuracy(lookup, hidden_images[memorized], hidden_labels[memorized]) - accuracy(
-        lookup, hidden_images[~memorized], hidden_labels[~memorized]
-    )
-    assert abs(gain) < 0.02
+    seen = accuracy(lookup, hidden_images[memorized], hidden_labels[memorized])
+    unseen = accuracy(lookup, hidden_images[~memorized], hidden_labels[~memorized])
+    # Each course key draws another hidden set: the two accuracies differ by chance with a
+    # standard error of about 0.01 (about 0.42 on 5,000 images each), so "no help" is "within
+    # four standard errors" (without the perturbation the lookup scores 1.0 against 0.94).
+    spread = seen * (1 - seen) / memorized.sum() + unseen * (1 - unseen) / (~memorized).sum()
+    noise = spread**0.5
+    assert abs(seen - unseen) < 4 * noise, (seen, unseen, noise)
 
     def pooled(array: np.ndarray) -> torch.Tensor:
         return F.avg_pool2d(torch.from_numpy(array.astype(np.float32))[:, None], 2).flatten(1)
