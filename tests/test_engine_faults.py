@@ -229,7 +229,8 @@ def test_the_embedded_clusters_workers_fork_from_one_warm_parent_of_the_grader(
     standin_course, models, prepared_data_dir
 ):
     """One warm parent per machine (torch and the rest imported once, not once per worker),
-    owned by the grading process itself: a worker that dies takes only its own jobs with it."""
+    owned by the grading process itself and stopped with its cluster (that a worker which dies
+    takes only its own jobs with it: tests/test_sandbox.py)."""
     _collect_kinds(standin_course, models, prepared_data_dir, ["good"])
     settings = _settings(prepared_data_dir)
     spec = grading_spec(standin_course, "exercise_08", settings)

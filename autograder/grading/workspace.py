@@ -83,8 +83,7 @@ class Workspace:
             else WarmParent(preload(spec.assignment))
         )
         try:
-            if not warm_address:
-                warm.start()
+            warm.start()
             template_db = temp_root / "template.db"
             make_template_gradebook(spec.course_dir / "gradebook.db", template_db, spec.assignment)
             workspace = cls(

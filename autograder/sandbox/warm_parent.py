@@ -71,9 +71,10 @@ class WarmParent:
         self.failure = ""
 
     def start(self) -> None:
-        """Start the zygote (it imports torch in the background); idempotent."""
+        """Start the zygote (it imports torch in the background); idempotent, and nothing to
+        start when attached to a shared one."""
         with self.lock:
-            if self.process is not None:
+            if self.process is not None or self.connection is not None:
                 return
             # Named after this process, so that a later run can tell it is left over
             # (autograder.grading.workspace.remove_stale_runs) if this one is killed.
@@ -158,8 +159,7 @@ class WarmParent:
         what happened. The job is killed (its cgroup, or its process group) when it ends, runs
         out of time, over its disk quota or (without a memory cgroup) over its memory; the
         warm parent's own memory, which the child shares when it starts, is not charged."""
-        if self.connection is None:
-            self.start()
+        self.start()
         if not self.ready.wait(START_TIMEOUT_S) or self.failure:
             raise WarmParentError(f"The warm parent did not start ({self.failure or 'timeout'}).")
         number = next(self.ids)

@@ -171,9 +171,8 @@ def _receive(channel: _Channel, owner: _Channel, children: dict, selector) -> No
     except OSError:
         data = b""
     if not data:
-        mine = [
-            pid for pid, (holder, _) in children.items() if holder is channel or channel is owner
-        ]
+        everyone = channel is owner
+        mine = [pid for pid, (holder, _) in children.items() if everyone or holder is channel]
         for pid in mine:
             os.kill(pid, signal.SIGKILL)
         if channel is owner:
